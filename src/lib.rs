@@ -1,1 +1,1 @@
-//! Application core.
+pub mod config;

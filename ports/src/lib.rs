@@ -1,1 +1,26 @@
-//! Ports.
+//! Ports of the Detections hexagon.
+//!
+//! Driven ports (the core calls them, adapters implement them): [`ModelSource`],
+//! [`EngineFactory`] and [`InferenceEngine`], [`FrameCodec`] and [`Preprocessor`],
+//! [`AnnotationSink`], [`EventPublisher`]. The driving port ([`DetectionService`])
+//! is what the inbound HTTP adapter calls; the core implements it.
+//!
+//! Every type crossing a port is ours: no `ort`, `axum`, `reqwest` or `image`
+//! type appears in a signature, so adapters can be swapped without touching the core.
+
+pub mod annotations;
+pub mod driving;
+pub mod engine;
+pub mod events;
+pub mod frame;
+pub mod model_source;
+
+pub use annotations::{Annotation, AnnotationError, AnnotationSink};
+pub use driving::{DetectError, DetectRequest, DetectionService, Health};
+pub use engine::{
+    BatchSize, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor, ModelSpec, RawOutput,
+    TensorSlot,
+};
+pub use events::{DetectionDto, DetectionEvent, EventPublisher, MediaEventStatus};
+pub use frame::{DecodeError, FrameCodec, PreprocessError, Preprocessor, RgbFrame};
+pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};

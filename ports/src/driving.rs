@@ -1,0 +1,60 @@
+//! The driving port: what the inbound (HTTP) adapter asks of the application.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use domain::availability::Availability;
+use domain::settings::SettingsPatch;
+
+use crate::events::DetectionDto;
+
+/// What `/health` reports; answering it never waits on the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub availability: Availability,
+    /// Set once an engine is loaded.
+    pub engine_type: Option<&'static str>,
+}
+
+/// A synchronous detection of one uploaded photo.
+#[derive(Debug, Clone)]
+pub struct DetectRequest {
+    pub content: Bytes,
+    /// The uploaded file's name; a hint only, the content decides.
+    pub file_name: Option<String>,
+    /// Settings from the request, over the defaults.
+    pub settings: SettingsPatch,
+}
+
+/// Every way a detection can fail, as the client should learn it. The HTTP adapter maps
+/// these to status codes in one place.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum DetectError {
+    /// The client's input is unusable (400).
+    #[error("{0}")]
+    BadInput(String),
+    /// The input was understood but processing it failed (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// No usable engine (503); carries the state and its reason.
+    #[error("engine not available: {availability}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    EngineUnavailable {
+        availability: String,
+        reason: Option<String>,
+    },
+    /// Too much work queued (503 with Retry-After).
+    #[error("too many detections in progress, retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+    /// The service is shutting down (503).
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    /// Our fault (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DetectionService: Send + Sync {
+    fn health(&self) -> Health;
+    async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError>;
+}

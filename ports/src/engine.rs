@@ -1,0 +1,195 @@
+//! The inference engine: a loaded model that turns a batch of tensors into raw outputs.
+
+use std::sync::Arc;
+
+use domain::geometry::Size;
+use domain::layout::OutputLayout;
+
+use crate::model_source::ModelArtifact;
+
+/// Element type of the model's input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementType {
+    F32,
+    F16,
+}
+
+/// What the loaded model expects and produces, read from the model itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// Input tensor name.
+    pub input_name: String,
+    /// Width × height the frames are letterboxed to.
+    pub input_size: Size,
+    pub element: ElementType,
+    pub batch: BatchSize,
+    pub layout: OutputLayout,
+    /// Number of classes the model scores.
+    pub class_count: usize,
+}
+
+/// How many items one engine call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSize {
+    /// The model's batch dimension is fixed: every call carries exactly this many.
+    Fixed(usize),
+    /// The model accepts any batch up to this many (a configured cap).
+    Dynamic { max: usize },
+}
+
+impl BatchSize {
+    /// The most items one call can carry.
+    pub fn max(self) -> usize {
+        match self {
+            Self::Fixed(n) | Self::Dynamic { max: n } => n.max(1),
+        }
+    }
+}
+
+/// The engine's input buffer: NCHW, RGB, values 0..1. Owned by the caller and reused
+/// between calls so no frame allocates a new tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputTensor {
+    batch: usize,
+    size: Size,
+    data: TensorData,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum TensorData {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+}
+
+/// One batch item of an [`InputTensor`], `3 × height × width` values.
+#[derive(Debug)]
+pub enum TensorSlot<'a> {
+    F32(&'a mut [f32]),
+    F16(&'a mut [half::f16]),
+}
+
+impl InputTensor {
+    /// A zeroed tensor for up to `capacity` items of `size`.
+    pub fn new(element: ElementType, size: Size, capacity: usize) -> Self {
+        let len = capacity.max(1) * Self::item_len(size);
+        let data = match element {
+            ElementType::F32 => TensorData::F32(vec![0.0; len]),
+            ElementType::F16 => TensorData::F16(vec![half::f16::ZERO; len]),
+        };
+        Self {
+            batch: capacity.max(1),
+            size,
+            data,
+        }
+    }
+
+    fn item_len(size: Size) -> usize {
+        3 * size.width() as usize * size.height() as usize
+    }
+
+    pub fn element(&self) -> ElementType {
+        match self.data {
+            TensorData::F32(_) => ElementType::F32,
+            TensorData::F16(_) => ElementType::F16,
+        }
+    }
+
+    pub fn size(&self) -> Size {
+        self.size
+    }
+
+    /// How many items the buffer holds.
+    pub fn capacity(&self) -> usize {
+        match &self.data {
+            TensorData::F32(v) => v.len() / Self::item_len(self.size),
+            TensorData::F16(v) => v.len() / Self::item_len(self.size),
+        }
+    }
+
+    /// Number of items the next engine call will read (≤ capacity).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Sets how many items the next call reads; clamped to `1..=capacity`.
+    pub fn set_batch(&mut self, batch: usize) {
+        self.batch = batch.clamp(1, self.capacity());
+    }
+
+    /// `[batch, 3, height, width]`.
+    pub fn shape(&self) -> [usize; 4] {
+        [
+            self.batch,
+            3,
+            self.size.height() as usize,
+            self.size.width() as usize,
+        ]
+    }
+
+    /// Item `index` for a preprocessor to write; `None` past the capacity.
+    pub fn slot(&mut self, index: usize) -> Option<TensorSlot<'_>> {
+        let len = Self::item_len(self.size);
+        let range = index * len..(index + 1) * len;
+        match &mut self.data {
+            TensorData::F32(v) => v.get_mut(range).map(TensorSlot::F32),
+            TensorData::F16(v) => v.get_mut(range).map(TensorSlot::F16),
+        }
+    }
+
+    /// The first `batch` items as float32, if that is the element type.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        let len = self.batch * Self::item_len(self.size);
+        match &self.data {
+            TensorData::F32(v) => v.get(..len),
+            TensorData::F16(_) => None,
+        }
+    }
+
+    /// The first `batch` items as float16, if that is the element type.
+    pub fn as_f16(&self) -> Option<&[half::f16]> {
+        let len = self.batch * Self::item_len(self.size);
+        match &self.data {
+            TensorData::F16(v) => v.get(..len),
+            TensorData::F32(_) => None,
+        }
+    }
+}
+
+/// The model's first output, as float32, with its concrete dimensions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawOutput {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    /// The runtime library could not be loaded (missing file, wrong version).
+    #[error("inference runtime unavailable: {0}")]
+    Runtime(String),
+    /// The model cannot be used: unreadable, unsupported input or output, class mismatch.
+    #[error("model unusable: {0}")]
+    Model(String),
+    /// A run failed; the engine itself may still work.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// The requested hardware or backend is not there (no GPU, no TensorRT).
+    #[error("backend unavailable: {0}")]
+    Backend(String),
+}
+
+/// A loaded model. `infer` blocks while the model runs: call it from a blocking thread,
+/// never on the async runtime.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait InferenceEngine: Send + Sync {
+    fn spec(&self) -> &ModelSpec;
+    /// `onnx`, `tensorrt`, `cuda` — what `/health` reports as `engineType`.
+    fn engine_type(&self) -> &'static str;
+    fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError>;
+}
+
+/// Builds an engine from a downloaded model (the `Converting` step). Blocking.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait EngineFactory: Send + Sync {
+    fn build(&self, model: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError>;
+}

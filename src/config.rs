@@ -1,0 +1,523 @@
+//! Configuration: built-in defaults ← optional TOML file ← environment.
+//!
+//! Defaults live in the `Default` impls and `#[serde(default)]`, so a provider only
+//! carries what someone actually set; that keeps a tagged adapter choice (`kind`)
+//! from inheriting another variant's keys. Unknown keys are errors everywhere.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// Path of classes.json (spec A10).
+    pub classes: ClassesConfig,
+    pub model: ModelConfig,
+    pub model_source: ModelSourceConfig,
+    pub engine: EngineConfig,
+    pub annotations: AnnotationsConfig,
+    pub media: MediaConfig,
+    pub detection: DetectionConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// Largest request body accepted; larger ones get 413 while still streaming.
+    pub max_body_bytes: u64,
+    /// Time allowed until response headers (SSE streams are not cut).
+    pub request_timeout_secs: u64,
+    /// How long shutdown may take before the process exits regardless.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_body_bytes: 512 * 1024 * 1024,
+            request_timeout_secs: 600,
+            shutdown_grace_secs: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassesConfig {
+    pub path: PathBuf,
+}
+
+impl Default for ClassesConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("classes.json"),
+        }
+    }
+}
+
+/// Which model to run and how its start-up behaves (spec A4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// File name at the model source.
+    pub name: String,
+    /// How long the first detection waits for the engine before answering 503.
+    pub start_wait_secs: u64,
+    /// After a failed start, the next request retries no sooner than this.
+    pub retry_interval_secs: u64,
+    /// Start the engine at boot instead of on the first detection.
+    pub start_at_boot: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            name: "azaion.onnx".into(),
+            start_wait_secs: 120,
+            retry_interval_secs: 5,
+            start_at_boot: false,
+        }
+    }
+}
+
+/// Where models come from. One variant per adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSourceConfig {
+    /// A folder on local disk (the embedded default).
+    Local {
+        #[serde(default = "default_model_dir")]
+        dir: PathBuf,
+    },
+    /// The Loader service (spec A9).
+    Loader {
+        #[serde(default = "default_loader_url")]
+        url: String,
+        #[serde(default = "default_model_folder")]
+        folder: String,
+        /// Where downloads are cached while in use.
+        #[serde(default = "default_download_dir")]
+        download_dir: PathBuf,
+        #[serde(default = "default_timeout_secs")]
+        timeout_secs: u64,
+        #[serde(default = "default_retries")]
+        retries: u32,
+    },
+}
+
+impl Default for ModelSourceConfig {
+    fn default() -> Self {
+        Self::Local {
+            dir: default_model_dir(),
+        }
+    }
+}
+
+fn default_model_dir() -> PathBuf {
+    PathBuf::from("assets/models")
+}
+fn default_loader_url() -> String {
+    "http://loader:8080".into()
+}
+fn default_annotations_url() -> String {
+    "http://annotations:8080".into()
+}
+fn default_model_folder() -> String {
+    "models".into()
+}
+fn default_download_dir() -> PathBuf {
+    PathBuf::from("cache/models")
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_ort_library() -> PathBuf {
+    PathBuf::from("assets/onnxruntime/libonnxruntime.so.1.32.0")
+}
+fn default_nms_iou() -> f32 {
+    0.7
+}
+fn default_max_batch() -> usize {
+    8
+}
+fn default_sessions() -> usize {
+    1
+}
+
+/// How inference runs. One variant per engine adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EngineConfig {
+    /// ONNX Runtime on the CPU.
+    Onnx {
+        /// The ONNX Runtime shared library, loaded at run time.
+        #[serde(default = "default_ort_library")]
+        library: PathBuf,
+        /// Threads per session for one operator; 0 = the machine's cores ÷ sessions.
+        #[serde(default)]
+        intra_threads: usize,
+        /// Sessions run side by side (ONNX Runtime runs one call per session at a time).
+        #[serde(default = "default_sessions")]
+        sessions: usize,
+        /// Output layout: `auto` (from shapes and metadata), `end2end`, `ultralytics`, `yolov5`.
+        #[serde(default)]
+        layout: LayoutChoice,
+        /// IoU above which NMS drops the weaker box of a class.
+        #[serde(default = "default_nms_iou")]
+        nms_iou: f32,
+        /// Largest batch for models with a dynamic batch dimension.
+        #[serde(default = "default_max_batch")]
+        max_batch: usize,
+    },
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self::Onnx {
+            library: default_ort_library(),
+            intra_threads: 0,
+            sessions: default_sessions(),
+            layout: LayoutChoice::Auto,
+            nms_iou: default_nms_iou(),
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn nms_iou(&self) -> f32 {
+        match self {
+            Self::Onnx { nms_iou, .. } => *nms_iou,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutChoice {
+    #[default]
+    Auto,
+    End2end,
+    Ultralytics,
+    Yolov5,
+}
+
+/// Where accepted annotations go. One variant per adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AnnotationsConfig {
+    /// A local JSON-lines file (the embedded default).
+    File {
+        #[serde(default = "default_annotation_file")]
+        path: PathBuf,
+    },
+    /// The Annotations service (spec A9).
+    Http {
+        #[serde(default = "default_annotations_url")]
+        url: String,
+        #[serde(default = "default_timeout_secs")]
+        timeout_secs: u64,
+    },
+}
+
+fn default_annotation_file() -> PathBuf {
+    PathBuf::from("data/annotations.jsonl")
+}
+
+impl Default for AnnotationsConfig {
+    fn default() -> Self {
+        Self::File {
+            path: default_annotation_file(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    pub videos_dir: PathBuf,
+    pub images_dir: PathBuf,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            videos_dir: PathBuf::from("data/videos"),
+            images_dir: PathBuf::from("data/images"),
+        }
+    }
+}
+
+/// Admission of detection work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectionConfig {
+    /// Detections running at once.
+    pub max_running: usize,
+    /// Detections waiting for a turn; one more answers 503 with Retry-After.
+    pub queue_capacity: usize,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self {
+            max_running: 2,
+            queue_capacity: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `detections=debug,info`.
+    pub level: String,
+    /// When set, logs also go to daily files in this folder, kept 30 days.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+            dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A configuration that cannot be used; the message names the key and its origin.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// The environment variable that names the TOML file when `--config` is not given.
+pub const CONFIG_FILE_VAR: &str = "DETECTIONS_CONFIG";
+
+impl Config {
+    /// Loads defaults ← `file` (or `$DETECTIONS_CONFIG`) ← environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from));
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            // `Toml::file` would silently skip a missing file; a named one must exist.
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "the configuration file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(compatible_env())
+            .merge(
+                Env::prefixed("DETECTIONS_")
+                    .split("__")
+                    .ignore(&["config"]),
+            )
+            .extract()
+            .map_err(|e| ConfigError(describe(e)))
+    }
+
+    /// The effective configuration as TOML (`--print-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// The variable names of the original service (spec A12). Setting a service's URL also
+/// selects that adapter, as the original always used them.
+fn compatible_env() -> Figment {
+    let mut figment = Figment::new();
+    if std::env::var_os("LOADER_URL").is_some() {
+        figment = figment.merge(Serialized::default("model_source.kind", "loader"));
+    }
+    if std::env::var_os("ANNOTATIONS_URL").is_some() {
+        figment = figment.merge(Serialized::default("annotations.kind", "http"));
+    }
+    figment.merge(
+        Env::raw()
+            .only(&[
+                "LOADER_URL",
+                "ANNOTATIONS_URL",
+                "VIDEOS_DIR",
+                "IMAGES_DIR",
+                "LOG_FORMAT",
+            ])
+            .map(|key| {
+                match key.as_str().to_ascii_uppercase().as_str() {
+                    "LOADER_URL" => "model_source.url",
+                    "ANNOTATIONS_URL" => "annotations.url",
+                    "VIDEOS_DIR" => "media.videos_dir",
+                    "IMAGES_DIR" => "media.images_dir",
+                    _ => "logging.format",
+                }
+                .into()
+            }),
+    )
+}
+
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let from_prefixed_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.contains("DETECTIONS_"));
+            if from_prefixed_env && !e.path.is_empty() {
+                // Figment names only the prefix; say which variable it was.
+                let variable = format!("DETECTIONS_{}", e.path.join("__")).to_ascii_uppercase();
+                format!("{e} (variable {variable})")
+            } else {
+                e.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
+        Config::load(file.map(|f| jail.directory().join(f)).as_deref())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_set_up() {
+        Jail::expect_with(|jail| {
+            let config = load_in(jail, None).unwrap();
+            assert_eq!(config, Config::default());
+            assert_eq!(config.server.bind.port(), 8080);
+            assert!(matches!(config.model_source, ModelSourceConfig::Local { .. }));
+            assert!(matches!(config.annotations, AnnotationsConfig::File { .. }));
+            assert!(matches!(config.engine, EngineConfig::Onnx { .. }));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "d.toml",
+                "[detection]\nmax_running = 3\n[engine]\nkind = \"onnx\"\nnms_iou = 0.5\n",
+            )?;
+            jail.set_env("DETECTIONS_DETECTION__MAX_RUNNING", "4");
+            let config = load_in(jail, Some("d.toml")).unwrap();
+            assert_eq!(config.detection.max_running, 4);
+            assert_eq!(config.engine.nms_iou(), 0.5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_file_comes_from_the_environment_too() {
+        Jail::expect_with(|jail| {
+            jail.create_file("e.toml", "[model]\nname = \"other.onnx\"\n")?;
+            jail.set_env(CONFIG_FILE_VAR, jail.directory().join("e.toml").display());
+            assert_eq!(load_in(jail, None).unwrap().model.name, "other.onnx");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn compatible_variables_select_the_services() {
+        Jail::expect_with(|jail| {
+            jail.set_env("LOADER_URL", "http://l:1");
+            jail.set_env("ANNOTATIONS_URL", "http://a:2");
+            jail.set_env("VIDEOS_DIR", "/v");
+            jail.set_env("LOG_FORMAT", "json");
+            let config = load_in(jail, None).unwrap();
+            assert!(
+                matches!(&config.model_source, ModelSourceConfig::Loader { url, .. } if url == "http://l:1")
+            );
+            assert!(
+                matches!(&config.annotations, AnnotationsConfig::Http { url, .. } if url == "http://a:2")
+            );
+            assert_eq!(config.media.videos_dir, PathBuf::from("/v"));
+            assert_eq!(config.logging.format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_origin() {
+        Jail::expect_with(|jail| {
+            jail.create_file("u.toml", "[server]\nbindd = \"0.0.0.0:1\"\n")?;
+            let message = load_in(jail, Some("u.toml")).unwrap_err().to_string();
+            assert!(message.contains("bindd"), "{message}");
+            assert!(message.contains("u.toml"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_value_from_the_environment_is_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DETECTIONS_DETECTION__MAX_RUNNING", "many");
+            let message = load_in(jail, None).unwrap_err().to_string();
+            assert!(message.to_lowercase().contains("max_running"), "{message}");
+            assert!(message.contains("DETECTIONS_DETECTION__MAX_RUNNING"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_adapter_kind_is_an_error() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DETECTIONS_ENGINE__KIND", "magic");
+            let message = load_in(jail, None).unwrap_err().to_string();
+            assert!(message.contains("magic"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error() {
+        Jail::expect_with(|jail| {
+            let message = load_in(jail, Some("nope.toml")).unwrap_err().to_string();
+            assert!(message.contains("nope.toml does not exist"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn printed_configuration_loads_back_unchanged() {
+        Jail::expect_with(|jail| {
+            jail.set_env("LOADER_URL", "http://l:1");
+            let config = load_in(jail, None).unwrap();
+            jail.create_file("p.toml", &config.to_toml())?;
+            jail.clear_env();
+            assert_eq!(load_in(jail, Some("p.toml")).unwrap(), config);
+            Ok(())
+        });
+    }
+}

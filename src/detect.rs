@@ -1,0 +1,174 @@
+//! "Detect frames": preprocess → infer → decode → filter, for one frame at a time.
+//! Everything here blocks; callers run it on blocking threads.
+
+use std::sync::{Arc, Mutex};
+
+use domain::classes::ClassTable;
+use domain::detection::Detection;
+use domain::layout::{LayoutError, decode_candidates};
+use domain::settings::RecognitionSettings;
+use domain::tiling::plan_views;
+use ports::{
+    BatchSize, DecodeError, DetectionDto, EngineError, FrameCodec, InferenceEngine, InputTensor,
+    ModelSpec, PreprocessError, Preprocessor, RgbFrame,
+};
+
+/// Why a frame produced no detections.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum FrameError {
+    /// The bytes are not a usable image: the client's input.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// The model's output cannot be read as its layout says.
+    #[error("cannot read the model output: {0}")]
+    Output(#[from] LayoutError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+}
+
+/// Runs frames through an engine. Holds the reusable tensors so frames do not allocate
+/// a new input buffer each time.
+pub struct FrameDetector {
+    codec: Arc<dyn FrameCodec>,
+    preprocessor: Arc<dyn Preprocessor>,
+    classes: Arc<ClassTable>,
+    nms_iou: f32,
+    tensors: Mutex<Vec<InputTensor>>,
+}
+
+impl FrameDetector {
+    pub fn new(
+        codec: Arc<dyn FrameCodec>,
+        preprocessor: Arc<dyn Preprocessor>,
+        classes: Arc<ClassTable>,
+        nms_iou: f32,
+    ) -> Self {
+        Self {
+            codec,
+            preprocessor,
+            classes,
+            nms_iou,
+            tensors: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn classes(&self) -> &ClassTable {
+        &self.classes
+    }
+
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbFrame, DecodeError> {
+        if bytes.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        self.codec.decode(bytes)
+    }
+
+    /// Detections of one frame: views planned (whole or tiles), batched up to what both
+    /// the settings and the engine allow, then post-processed as one frame.
+    pub fn detect_frame(
+        &self,
+        engine: &dyn InferenceEngine,
+        frame: &RgbFrame,
+        settings: &RecognitionSettings,
+    ) -> Result<Vec<Detection>, FrameError> {
+        let spec = engine.spec();
+        let plan = plan_views(frame.size(), spec.input_size, settings);
+        let per_call = match spec.batch {
+            BatchSize::Fixed(n) => n.max(1),
+            BatchSize::Dynamic { max } => (settings.model_batch_size() as usize).clamp(1, max.max(1)),
+        };
+        let mut tensor = self.take_tensor(spec, per_call);
+        let outcome = self.run_views(engine, frame, &plan, &mut tensor, per_call, settings);
+        self.return_tensor(tensor);
+        let per_view = outcome?;
+        Ok(plan.finish(
+            per_view,
+            spec.layout.needs_nms(),
+            self.nms_iou,
+            settings,
+            &self.classes,
+        ))
+    }
+
+    fn run_views(
+        &self,
+        engine: &dyn InferenceEngine,
+        frame: &RgbFrame,
+        plan: &domain::tiling::FramePlan,
+        tensor: &mut InputTensor,
+        per_call: usize,
+        settings: &RecognitionSettings,
+    ) -> Result<Vec<Vec<domain::detection::Candidate>>, FrameError> {
+        let spec = engine.spec();
+        let threshold = settings.probability_threshold() as f32;
+        let mut per_view = Vec::with_capacity(plan.views().len());
+        for chunk in plan.views().chunks(per_call) {
+            for (index, view) in chunk.iter().enumerate() {
+                let slot = tensor
+                    .slot(index)
+                    .ok_or_else(|| PreprocessError(format!("no batch slot {index}")))?;
+                self.preprocessor.fill(frame, view, slot)?;
+            }
+            if let BatchSize::Dynamic { .. } = spec.batch {
+                tensor.set_batch(chunk.len());
+            }
+            let output = engine.infer(tensor)?;
+            for index in 0..chunk.len() {
+                per_view.push(decode_candidates(
+                    spec.layout,
+                    &output.data,
+                    &output.dims,
+                    index,
+                    threshold,
+                )?);
+            }
+        }
+        Ok(per_view)
+    }
+
+    fn take_tensor(&self, spec: &ModelSpec, capacity: usize) -> InputTensor {
+        let mut pool = self.tensors.lock().unwrap_or_else(|p| p.into_inner());
+        let reusable = pool.iter().position(|t| {
+            t.element() == spec.element && t.size() == spec.input_size && t.capacity() >= capacity
+        });
+        let mut tensor = match reusable {
+            Some(index) => pool.swap_remove(index),
+            None => InputTensor::new(spec.element, spec.input_size, capacity),
+        };
+        tensor.set_batch(capacity);
+        tensor
+    }
+
+    fn return_tensor(&self, tensor: InputTensor) {
+        let mut pool = self.tensors.lock().unwrap_or_else(|p| p.into_inner());
+        // A few buffers cover the concurrent detections; more would only hold memory.
+        if pool.len() < 8 {
+            pool.push(tensor);
+        }
+    }
+
+    /// Wire form of detections, with labels from classes.json.
+    pub fn to_dtos(&self, detections: &[Detection]) -> Vec<DetectionDto> {
+        detections
+            .iter()
+            .filter_map(|d| {
+                let class = self.classes.get(d.class().value())?;
+                let bbox = d.bbox();
+                Some(DetectionDto {
+                    center_x: bbox.cx(),
+                    center_y: bbox.cy(),
+                    width: bbox.w(),
+                    height: bbox.h(),
+                    class_num: d.class().value(),
+                    label: class.label().to_string(),
+                    confidence: d.confidence().value(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
