@@ -203,4 +203,4 @@ fn warm_up(engine: &dyn InferenceEngine) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -81,3 +81,25 @@ pub trait Preprocessor: Send + Sync {
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[error("preprocessing failed: {0}")]
 pub struct PreprocessError(pub String);
+
+/// One box to draw on an annotated image, in frame pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawnBox {
+    pub x1: u32,
+    pub y1: u32,
+    pub x2: u32,
+    pub y2: u32,
+    pub color: [u8; 3],
+    pub text: String,
+}
+
+/// Writes a frame with boxes and labels drawn on it (`detect --annotate`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait FrameAnnotator: Send + Sync {
+    fn write(
+        &self,
+        frame: &RgbFrame,
+        boxes: &[DrawnBox],
+        path: &std::path::Path,
+    ) -> Result<(), String>;
+}

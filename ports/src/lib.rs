@@ -22,5 +22,7 @@ pub use engine::{
     TensorSlot,
 };
 pub use events::{DetectionDto, DetectionEvent, EventPublisher, MediaEventStatus};
-pub use frame::{DecodeError, FrameCodec, PreprocessError, Preprocessor, RgbFrame};
+pub use frame::{
+    DecodeError, DrawnBox, FrameAnnotator, FrameCodec, PreprocessError, Preprocessor, RgbFrame,
+};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};

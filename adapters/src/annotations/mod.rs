@@ -1,0 +1,3 @@
+//! Annotation sinks: where accepted annotations go.
+
+pub mod file;

@@ -1,0 +1,45 @@
+//! Command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "detections", version, about = "Object detection over HTTP and SSE")]
+pub struct Cli {
+    /// TOML configuration file (default: $DETECTIONS_CONFIG, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Detect objects in image files without the server; one JSON line per file.
+    Detect(DetectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Image files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write each image with its boxes and labels drawn into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub annotate: Option<PathBuf>,
+    /// Minimum confidence kept (probability_threshold).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Frames or tiles per engine call (model_batch_size).
+    #[arg(long)]
+    pub batch: Option<u32>,
+    /// Recognition settings as a JSON object (spec A6 keys); flags above win.
+    #[arg(long, value_name = "JSON")]
+    pub settings: Option<String>,
+}
