@@ -1,1 +1,7 @@
-//! Pure domain of the Detections service.
+//! Pure domain of the Detections service: no I/O, no async, no framework
+//! types. See docs/pipeline.md for the per-frame semantics.
+
+pub mod availability;
+pub mod detection;
+pub mod geometry;
+pub mod job;
