@@ -2,6 +2,8 @@
 //! types. See docs/pipeline.md for the per-frame semantics.
 
 pub mod availability;
+pub mod classes;
 pub mod detection;
 pub mod geometry;
 pub mod job;
+pub mod settings;
