@@ -7,3 +7,4 @@ pub mod detection;
 pub mod geometry;
 pub mod job;
 pub mod settings;
+pub mod tiling;
