@@ -6,5 +6,6 @@ pub mod classes;
 pub mod detection;
 pub mod geometry;
 pub mod job;
+pub mod layout;
 pub mod settings;
 pub mod tiling;
