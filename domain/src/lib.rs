@@ -7,5 +7,6 @@ pub mod detection;
 pub mod geometry;
 pub mod job;
 pub mod layout;
+pub mod postprocess;
 pub mod settings;
 pub mod tiling;
