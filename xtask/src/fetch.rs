@@ -201,7 +201,17 @@ fn download(url: &str, dest: &Path) -> Result<(String, u64)> {
     let started = Instant::now();
     let name = url.rsplit('/').next().unwrap_or(url);
     println!("xtask fetch: downloading {name}");
-    let response = ureq::get(url).call().context("HTTP request")?;
+    // The platform verifier trusts the system store (and SSL_CERT_FILE), so
+    // downloads also work behind a TLS-inspecting proxy with its own CA.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .build(),
+        )
+        .build()
+        .into();
+    let response = agent.get(url).call().context("HTTP request")?;
     let mut reader = response.into_body().into_reader();
     let file = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut out = BufWriter::new(file);
