@@ -315,8 +315,8 @@ fn ensure_venv(root: &Path) -> Result<bool> {
     let venv = root.join(".cache/venv");
     let python = venv_python(root);
     let requirements = root.join("scripts/requirements.txt");
-    let req_bytes = fs::read(&requirements)
-        .with_context(|| format!("reading {}", requirements.display()))?;
+    let req_bytes =
+        fs::read(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
     let want = hex(&Sha256::digest(&req_bytes));
     let stamp = venv.join(".xtask-requirements.sha256");
     if python.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == want) {

@@ -98,7 +98,11 @@ fn test(root: &Path) -> Result<()> {
     fetch::fetch(root, false).context("stage `fetch` failed")?;
 
     let stages: [(&str, &str, &[&str]); 3] = [
-        ("lint", "cargo fmt --all --check", &["fmt", "--all", "--check"]),
+        (
+            "lint",
+            "cargo fmt --all --check",
+            &["fmt", "--all", "--check"],
+        ),
         (
             "clippy",
             "cargo clippy --workspace --all-targets -- -D warnings",
