@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Synthetic ONNX models whose outputs we control, for the Rust tests.
+
+Writes ``<assets>/fixtures/*.onnx`` and ``<assets>/fixtures/manifest.json``.
+Run by ``cargo xtask fetch`` with the venv python (packages pinned in
+scripts/requirements.txt); deterministic.
+
+Every model emits a constant tensor broadcast to the input's batch dimension:
+``Expand(const[1, ...], Concat(Shape(input)[0:1], rest))``. All but the
+benchmark model also add ``ReduceSum(input) * 0`` so the graph really reads the
+pixels. Every number is dyadic (exact in float16/float32/float64), so the
+manifest values are the exact raw outputs and the Rust tests can compute the
+expected whole-image boxes exactly.
+
+Manifest (``version`` 1)::
+
+    {"version": 1, "opset": 17, "ir_version": 8,
+     "defaults": {"probability_threshold": 0.25, "nms_iou": 0.7},
+     "models": [{
+        "file": "v8_static_640.onnx",
+        "description": "...",
+        "input_name": "images", "input_shape": [1, 3, 640, 640],   # -1 = dynamic
+        "input_dim_names": [null, null, null, null],               # symbolic names
+        "input_type": "float32" | "float16",
+        "output_name": "output0", "output_shape": [1, 6, 6],       # -1 = dynamic
+        "output_type": "float32",
+        "layout": "end2end" | "ultralytics" | "yolov5",
+        "num_classes": 2,
+        "needs_nms": true,
+        "metadata": {"names": "{0: 'Normal', 1: 'Fall'}", ...},    # as written
+        "boxes": [[x1, y1, x2, y2, score, class], ...],  # decoded candidates,
+                                                          # model-input pixels,
+                                                          # in output order
+        "raw": [[...], ...],        # one row per candidate as the layout stores it:
+                                    # end2end  [x1,y1,x2,y2,conf,cls]
+                                    # ultralytics [cx,cy,w,h,s_0..s_nc-1] (tensor is
+                                    #   the transpose: [B, 4+nc, N])
+                                    # yolov5   [cx,cy,w,h,obj,s_0..s_nc-1]
+        "kept_default": [0, 3, ...] # indices into boxes surviving the threshold
+                                    # 0.25 and (if needs_nms) class-wise NMS 0.7,
+                                    # in score order (docs/pipeline.md §3-4.2)
+     }, ...]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+IR_VERSION = 8
+NAMES2 = "{0: 'Normal', 1: 'Fall'}"
+THRESHOLD = 0.25
+NMS_IOU = 0.7
+
+
+def ultralytics_meta(imgsz: bool = True, names: str = NAMES2) -> dict[str, str]:
+    meta = {
+        "author": "Ultralytics",
+        "description": "Detections synthetic fixture",
+        "task": "detect",
+        "stride": "32",
+        "batch": "1",
+        "names": names,
+    }
+    if imgsz:
+        meta["imgsz"] = "[640, 640]"
+    return meta
+
+
+# Candidates (x1, y1, x2, y2) with class scores; everything inside 640x640.
+# A/B: same class, IoU(A, B) = 0.849 > 0.7 -> NMS drops B.
+# C: other class, overlaps A -> survives class-wise NMS.
+# E: below threshold. F: tie between the two classes -> class 0.
+V8_BOXES = [
+    ((100, 100, 300, 400), [0.875, 0.0625]),  # A  class 0, 0.875
+    ((110, 110, 310, 410), [0.75, 0.125]),  # B  class 0, 0.75 (NMS'd by A)
+    ((105, 105, 305, 405), [0.125, 0.625]),  # C  class 1, 0.625
+    ((400, 300, 560, 500), [0.0, 0.5]),  # D  class 1, 0.5
+    ((20, 20, 80, 80), [0.125, 0.0625]),  # E  class 0, 0.125 (below 0.25)
+    ((450, 40, 530, 120), [0.5, 0.5]),  # F  tie -> class 0, 0.5
+]
+
+# YOLOv5: (box, objectness, class scores); score = obj * max class score.
+V5_BOXES = [
+    ((100, 100, 300, 400), 0.75, [0.875, 0.125]),  # class 0, 0.65625
+    ((110, 110, 310, 410), 0.75, [0.75, 0.125]),  # class 0, 0.5625 (NMS'd)
+    ((400, 300, 560, 500), 0.5, [0.25, 1.0]),  # class 1, 0.5
+    ((20, 20, 80, 80), 0.25, [0.875, 0.0]),  # class 0, 0.21875 (below)
+    ((450, 40, 530, 120), 1.0, [0.0625, 0.375]),  # class 1, 0.375
+]
+
+# End-to-end rows: x1, y1, x2, y2, conf, cls (no NMS). Includes a score exactly
+# at the threshold (kept: score >= threshold), scores below it and a zero pad row.
+E2E_ROWS = [
+    [100, 120, 300, 400, 0.875, 0],
+    [350, 200, 500, 560, 0.75, 1],
+    [20, 30, 60, 90, 0.3125, 1],
+    [200, 500, 260, 600, 0.25, 0],
+    [400, 50, 460, 110, 0.1875, 0],
+    [0, 0, 0, 0, 0.0, 0],
+]
+
+
+def v8_rows(boxes, nc: int) -> list[list[float]]:
+    rows = []
+    for (x1, y1, x2, y2), scores in boxes:
+        scores = list(scores) + [0.0] * (nc - len(scores))
+        rows.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, *scores])
+    return rows
+
+
+def v5_rows(boxes) -> list[list[float]]:
+    return [
+        [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, obj, *scores]
+        for (x1, y1, x2, y2), obj, scores in boxes
+    ]
+
+
+def tiny_rows() -> list[list[float]]:
+    """100 candidates on a 10x10 grid; four of them above the threshold."""
+    rows = []
+    for i in range(100):
+        gx, gy = i % 10, i // 10
+        cx, cy = 32 + 64 * gx, 32 + 64 * gy
+        s0, s1 = (0.75, 0.0) if i in (0, 44) else (0.0, 0.625) if i in (27, 99) else (0.03125, 0.0)
+        rows.append([cx, cy, 48, 48, s0, s1])
+    return rows
+
+
+def decode(layout: str, raw: list[list[float]]) -> list[list[float]]:
+    out = []
+    for r in raw:
+        if layout == "end2end":
+            out.append([float(v) for v in r[:5]] + [int(r[5])])
+            continue
+        cx, cy, w, h = r[:4]
+        if layout == "ultralytics":
+            scores = r[4:]
+            cls = int(np.argmax(scores))  # first on a tie
+            score = scores[cls]
+        else:  # yolov5
+            scores = r[5:]
+            cls = int(np.argmax(scores))
+            score = r[4] * scores[cls]
+        out.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, float(score), cls])
+    return out
+
+
+def iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def kept_default(boxes, needs_nms: bool) -> list[int]:
+    idx = [i for i, b in enumerate(boxes) if b[4] >= THRESHOLD]
+    idx.sort(key=lambda i: -boxes[i][4])  # stable
+    if not needs_nms:
+        return idx
+    kept: list[int] = []
+    for i in idx:
+        if all(boxes[k][5] != boxes[i][5] or iou(boxes[k], boxes[i]) <= NMS_IOU for k in kept):
+            kept.append(i)
+        if len(kept) == 300:
+            break
+    return kept
+
+
+def build(
+    path: Path,
+    *,
+    input_shape: list,
+    input_type: str,
+    const: np.ndarray,
+    metadata: dict[str, str],
+    consume_pixels: bool = True,
+) -> None:
+    """const: float32 [1, ...]; the output is const broadcast to batch B."""
+    elem = TensorProto.FLOAT16 if input_type == "float16" else TensorProto.FLOAT
+    batch_dim = input_shape[0]
+    x = helper.make_tensor_value_info("images", elem, input_shape)
+    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch_dim, *const.shape[1:]])
+    inits = [
+        numpy_helper.from_array(const.astype(np.float32), "raw_output"),
+        numpy_helper.from_array(np.array(const.shape[1:], dtype=np.int64), "rest_shape"),
+    ]
+    nodes = [
+        helper.make_node("Shape", ["images"], ["batch"], start=0, end=1),
+        helper.make_node("Concat", ["batch", "rest_shape"], ["out_shape"], axis=0),
+        helper.make_node("Expand", ["raw_output", "out_shape"], ["expanded"]),
+    ]
+    if consume_pixels:
+        pixels = "images"
+        if input_type == "float16":
+            nodes.append(helper.make_node("Cast", ["images"], ["images_f32"], to=TensorProto.FLOAT))
+            pixels = "images_f32"
+        inits.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"))
+        nodes += [
+            helper.make_node("ReduceSum", [pixels], ["pixel_sum"], keepdims=0),
+            helper.make_node("Mul", ["pixel_sum", "zero"], ["nothing"]),
+            helper.make_node("Add", ["expanded", "nothing"], ["output0"]),
+        ]
+    else:
+        nodes[-1] = helper.make_node("Expand", ["raw_output", "out_shape"], ["output0"])
+    graph = helper.make_graph(nodes, path.stem, [x], [y], initializer=inits)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="detections-make_fixtures",
+    )
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def check_with_ort(path: Path, entry: dict, const: np.ndarray) -> None:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    (inp,) = sess.get_inputs()
+    (out,) = sess.get_outputs()
+    if inp.name != entry["input_name"] or out.name != entry["output_name"]:
+        raise SystemExit(f"{path.name}: names {inp.name}/{out.name} differ from the manifest")
+    dtype = np.float16 if entry["input_type"] == "float16" else np.float32
+    shapes = []
+    dims = entry["input_shape"]
+    shapes.append([d if d != -1 else (1 if i == 0 else 640) for i, d in enumerate(dims)])
+    if dims[0] == -1:
+        shapes.append([3 if i == 0 else (d if d != -1 else 320 + 32 * i) for i, d in enumerate(dims)])
+    elif -1 in dims:
+        shapes.append([d if d != -1 else 320 + 32 * i for i, d in enumerate(dims)])
+    meta = sess.get_modelmeta().custom_metadata_map
+    if meta != entry["metadata"]:
+        raise SystemExit(f"{path.name}: metadata {meta} != {entry['metadata']}")
+    for shape in shapes:
+        x = np.full(shape, 0.5, dtype=dtype)
+        (y,) = sess.run(None, {inp.name: x})
+        want = (shape[0], *const.shape[1:])
+        if y.dtype != np.float32 or tuple(y.shape) != want:
+            raise SystemExit(f"{path.name}: input {shape} gave {y.dtype}{list(y.shape)}, expected float32{list(want)}")
+        if not np.array_equal(y, np.broadcast_to(const, want)):
+            raise SystemExit(f"{path.name}: output values differ from the declared constant")
+        print(f"  {path.name}: ok, input {shape} -> output {list(y.shape)}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--assets", type=Path, default=Path(__file__).resolve().parent.parent / "assets")
+    args = ap.parse_args()
+    out_dir = args.assets / "fixtures"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    s640 = [1, 3, 640, 640]
+    specs = [
+        dict(file="e2e_static_640.onnx", layout="end2end", nc=2, raw=E2E_ROWS, input_shape=s640,
+             metadata={"end2end": "True", "names": NAMES2},
+             description="end-to-end [B,N,6] x1,y1,x2,y2,conf,cls; a score exactly at 0.25, two below, a zero pad row"),
+        dict(file="v8_static_640.onnx", layout="ultralytics", nc=2, raw=v8_rows(V8_BOXES, 2), input_shape=s640,
+             metadata=ultralytics_meta(),
+             description="Ultralytics [B,6,N]; boxes 0/1 same class IoU 0.849 (NMS drops 1), box 2 other class over box 0, box 4 below threshold, box 5 class-score tie -> class 0"),
+        dict(file="v8_dynamic.onnx", layout="ultralytics", nc=2, raw=v8_rows(V8_BOXES, 2),
+             input_shape=["batch", 3, "height", "width"], metadata={"names": NAMES2, "task": "detect", "stride": "32"},
+             description="fully dynamic input, no imgsz metadata: the service falls back to 1280x1280"),
+        dict(file="v8_dynamic_batch_640.onnx", layout="ultralytics", nc=2, raw=v8_rows(V8_BOXES, 2),
+             input_shape=["batch", 3, 640, 640], metadata=ultralytics_meta(),
+             description="dynamic batch, 640x640"),
+        dict(file="v5_static_640.onnx", layout="yolov5", nc=2, raw=v5_rows(V5_BOXES), input_shape=s640,
+             metadata={},
+             description="YOLOv5 [B,N,5+nc], score = objectness x class score; row 1 NMS'd by row 0, row 3 high class score but low objectness (below threshold); no metadata"),
+        dict(file="v8_fp16_640.onnx", layout="ultralytics", nc=2, raw=v8_rows(V8_BOXES, 2), input_shape=s640,
+             input_type="float16", metadata=ultralytics_meta(),
+             description="float16 input (Cast inside), float32 output; same boxes as v8_static_640"),
+        dict(file="v8_wrong_classes.onnx", layout="ultralytics", nc=3, raw=v8_rows(V8_BOXES, 3), input_shape=s640,
+             metadata=ultralytics_meta(),
+             description="output has nc=3 ([B,7,N]) while the metadata names (and classes.json) have 2 classes: class-count mismatch"),
+        dict(file="tiny_v8_640.onnx", layout="ultralytics", nc=2, raw=tiny_rows(), input_shape=["batch", 3, 640, 640],
+             metadata=ultralytics_meta(), consume_pixels=False,
+             description="benchmark model: [B,6,100], no compute beyond a broadcast; 4 candidates above 0.25"),
+    ]
+
+    manifest = {
+        "version": 1,
+        "generator": "scripts/make_fixtures.py",
+        "opset": OPSET,
+        "ir_version": IR_VERSION,
+        "defaults": {"probability_threshold": THRESHOLD, "nms_iou": NMS_IOU},
+        "models": [],
+    }
+    for spec in specs:
+        raw = [[float(v) for v in r] for r in spec["raw"]]
+        n = len(raw)
+        nc = spec["nc"]
+        layout = spec["layout"]
+        arr = np.array(raw, dtype=np.float64)
+        if layout == "ultralytics":
+            const = arr.T[None]  # [1, 4+nc, N]
+        else:
+            const = arr[None]  # [1, N, 6] or [1, N, 5+nc]
+        if not np.array_equal(const.astype(np.float32).astype(np.float64), const):
+            raise SystemExit(f"{spec['file']}: a value is not exact in float32")
+        input_shape = spec["input_shape"]
+        boxes = decode(layout, raw)
+        for b in boxes:
+            if not (0 <= b[0] <= b[2] <= 640 and 0 <= b[1] <= b[3] <= 640):
+                raise SystemExit(f"{spec['file']}: box {b} outside 640x640")
+        entry = {
+            "file": spec["file"],
+            "description": spec["description"],
+            "input_name": "images",
+            "input_shape": [d if isinstance(d, int) else -1 for d in input_shape],
+            "input_dim_names": [None if isinstance(d, int) else d for d in input_shape],
+            "input_type": spec.get("input_type", "float32"),
+            "output_name": "output0",
+            "output_shape": [input_shape[0] if isinstance(input_shape[0], int) else -1, *const.shape[1:]],
+            "output_type": "float32",
+            "layout": layout,
+            "num_classes": nc,
+            "needs_nms": layout != "end2end",
+            "metadata": spec["metadata"],
+            "boxes": boxes,
+            "raw": raw,
+            "kept_default": kept_default(boxes, layout != "end2end"),
+        }
+        assert entry["output_shape"][1:] == ([4 + nc, n] if layout == "ultralytics" else [n, 6] if layout == "end2end" else [n, 5 + nc])
+        path = out_dir / spec["file"]
+        build(path, input_shape=input_shape, input_type=entry["input_type"], const=const,
+              metadata=spec["metadata"], consume_pixels=spec.get("consume_pixels", True))
+        check_with_ort(path, entry, const.astype(np.float32))
+        manifest["models"].append(entry)
+
+    tmp = out_dir / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(out_dir / "manifest.json")
+    print(f"make_fixtures: wrote {len(specs)} models and manifest.json to {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""Plain-Python reference of the per-frame pipeline (docs/pipeline.md).
+
+Pillow decodes and resizes, NumPy does the maths, ONNX Runtime
+(CPUExecutionProvider) runs the model. The Rust service is held to the same
+answers by the parity test; when this file and docs/pipeline.md disagree, the
+document wins and this file is the bug.
+
+Usage::
+
+    python scripts/reference.py --model M --classes C [--threads N]
+                                [--settings JSON|@file] FILES...
+        -> one JSON line per file: {"file": path, "detections": [DetectionDto...]}
+
+    python scripts/reference.py --model M --classes C --bench N [--threads N] FILES...
+        -> one JSON line per file with mean decode_ms, preprocess_ms (decode +
+           letterbox + normalise into the tensor), engine_ms (session.run only)
+           and full_ms (whole pipeline) over N runs, after one warm-up run.
+
+Layouts: Ultralytics v8/v11 ``[B, 4+nc, N]`` (what the real model is), plus
+end-to-end ``[B, N, 6]`` and YOLOv5 ``[B, N, 5+nc]``; chosen from the ONNX
+metadata and the output shape, or forced with ``--layout``.
+
+Decisions the document leaves to the implementation, made explicit here:
+* Resize: Pillow ``Image.resize((nw, nh), Image.BILINEAR, reducing_gap=None)``.
+  Ultralytics itself uses OpenCV ``INTER_LINEAR`` (2x2 taps, no antialiasing).
+  Pillow's BILINEAR is a separable convolution with a triangle filter whose
+  support widens with the downscale factor (antialiased), i.e. the same as
+  fast_image_resize ``Convolution(Bilinear)``; the Rust side must match this,
+  not OpenCV. ``reducing_gap=None`` keeps Pillow from a JPEG draft/reduce
+  shortcut, so the result is one exact convolution.
+* Decode: ``Image.open(...).convert("RGB")``; EXIF orientation is not applied.
+* Tensor: ``uint8 -> float32 / 255`` in float32 (then ``astype(float16)`` for
+  float16 models).
+* Box maths after the engine is done in float64 from the float32 raw outputs.
+* "round" is round-half-away-from-zero everywhere (document §2; also §1's tile side).
+* Cross-tile duplicates: greedy by confidence descending (stable over emission
+  order, so on a tie the earlier detection is kept, the later one dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+DEFAULTS = {
+    "frame_period_recognition": 4,
+    "frame_recognition_seconds": 2.0,
+    "probability_threshold": 0.25,
+    "tracking_distance_confidence": 0.0,
+    "tracking_probability_increase": 0.0,
+    "tracking_intersection_threshold": 0.6,
+    "model_batch_size": 1,
+    "big_image_tile_overlap_percent": 20,
+    "altitude": 400.0,
+    "focal_length": 24.0,
+    "sensor_width": 23.5,
+    # engine setting, not part of A6
+    "nms_iou": 0.7,
+}
+MAX_DETECTIONS = 300
+DYNAMIC_FALLBACK = (1280, 1280)
+PAD = 114
+WEATHER = ((0, ""), (20, "(Wint)"), (40, "(Night)"))
+
+
+def rhaz(x: float) -> int:
+    """Round half away from zero."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def snake(key: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key)
+    return s.lower()
+
+
+def load_settings(arg: str | None) -> dict:
+    settings = dict(DEFAULTS)
+    if not arg:
+        return settings
+    text = Path(arg[1:]).read_text() if arg.startswith("@") else arg
+    for k, v in json.loads(text).items():
+        k = snake(k)
+        if k in settings:
+            settings[k] = v
+    return settings
+
+
+@dataclass
+class ClassInfo:
+    name: str
+    max_size_m: float
+
+
+def load_classes(path: Path) -> dict[int, ClassInfo]:
+    """classes.json, expanded to the three weather modes (spec A10)."""
+    entries = json.loads(Path(path).read_text())
+    if not isinstance(entries, list):
+        raise SystemExit(f"{path}: expected a JSON array")
+    out: dict[int, ClassInfo] = {}
+    for i, e in enumerate(entries):
+        try:
+            cid, name, max_size = int(e["Id"]), str(e["Name"]), float(e["MaxSizeM"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise SystemExit(f"{path}: entry {i} is invalid: {err!r}")
+        for offset, suffix in WEATHER:
+            out[cid + offset] = ClassInfo(name + suffix, max_size)
+    return out
+
+
+class Engine:
+    def __init__(self, model: Path, threads: int, layout: str | None):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        (inp,) = self.session.get_inputs()
+        out = self.session.get_outputs()[0]
+        self.input_name = inp.name
+        self.dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        meta = self.session.get_modelmeta().custom_metadata_map
+        b, _, h, w = inp.shape
+        self.dynamic_batch = not isinstance(b, int)
+        if isinstance(h, int) and isinstance(w, int):
+            self.mw, self.mh = w, h
+        elif "imgsz" in meta:
+            ih, iw = ast.literal_eval(meta["imgsz"])
+            self.mw, self.mh = int(iw), int(ih)
+        else:
+            self.mw, self.mh = DYNAMIC_FALLBACK
+        names = ast.literal_eval(meta["names"]) if "names" in meta else None
+        self.layout = layout or self._detect_layout(meta, out.shape, names)
+
+    @staticmethod
+    def _detect_layout(meta, shape, names) -> str:
+        if meta.get("end2end", "").lower() == "true":
+            return "end2end"
+        if names is not None and len(shape) == 3 and shape[1] == 4 + len(names):
+            return "ultralytics"
+        if names is not None:
+            return "ultralytics"
+        if len(shape) == 3 and isinstance(shape[2], int) and shape[2] == 6:
+            return "end2end"
+        return "yolov5"
+
+    def run(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
+        """One raw output per view ([C, N] or [N, C]); batches when the model allows."""
+        if self.dynamic_batch and len(tensors) > 1:
+            (y,) = self.session.run(None, {self.input_name: np.concatenate(tensors)})
+            return list(y)
+        return [self.session.run(None, {self.input_name: t})[0][0] for t in tensors]
+
+
+# ------------------------------------------------------------------ §1 views
+def gsd(settings: dict, width: int) -> float:
+    return settings["sensor_width"] * settings["altitude"] / (settings["focal_length"] * width)
+
+
+def origins(size: int, tile: int, step: int) -> list[int]:
+    out, x = [], 0
+    while x + tile < size:
+        out.append(x)
+        x += step
+    out.append(size - tile)
+    return out
+
+
+def views(W: int, H: int, mw: int, mh: int, settings: dict) -> tuple[bool, list[tuple[int, int, int, int]]]:
+    """(tiled, [(x0, y0, vw, vh)...]) row by row."""
+    if not (W > 1.5 * mw or H > 1.5 * mh):
+        return False, [(0, 0, W, H)]
+    t = max(rhaz(25 / gsd(settings, W)), max(mw, mh))
+    tw, th = min(t, W), min(t, H)
+    overlap = settings["big_image_tile_overlap_percent"]
+    sx = max(1, math.floor(tw * (1 - overlap / 100)))
+    sy = max(1, math.floor(th * (1 - overlap / 100)))
+    return True, [(x, y, tw, th) for y in origins(H, th, sy) for x in origins(W, tw, sx)]
+
+
+# -------------------------------------------------------------- §2 letterbox
+@dataclass
+class Letterbox:
+    r: float
+    left: int
+    top: int
+
+
+def letterbox(img: Image.Image, view, mw: int, mh: int, dtype) -> tuple[np.ndarray, Letterbox]:
+    x0, y0, vw, vh = view
+    crop = img if (x0, y0, vw, vh) == (0, 0, img.width, img.height) else img.crop((x0, y0, x0 + vw, y0 + vh))
+    r = min(mw / vw, mh / vh)
+    nw, nh = rhaz(vw * r), rhaz(vh * r)
+    left, top = rhaz((mw - nw) / 2 - 0.1), rhaz((mh - nh) / 2 - 0.1)
+    if (nw, nh) != (vw, vh):
+        # Pillow BILINEAR (convolution, antialiased when shrinking), not OpenCV
+        # INTER_LINEAR; see the module docstring.
+        crop = crop.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+    canvas = np.full((mh, mw, 3), PAD, dtype=np.uint8)
+    canvas[top : top + nh, left : left + nw] = np.asarray(crop, dtype=np.uint8)
+    tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255)
+    if dtype != np.float32:
+        tensor = tensor.astype(dtype)
+    return np.ascontiguousarray(tensor), Letterbox(r, left, top)
+
+
+# ------------------------------------------------------------------ §3 decode
+def decode(raw: np.ndarray, layout: str, threshold: float):
+    """-> boxes [K,4] (x1,y1,x2,y2, model-input px, float64), scores [K], classes [K]."""
+    raw = raw.astype(np.float64)
+    if layout == "end2end":
+        boxes, scores, classes = raw[:, :4], raw[:, 4], raw[:, 5].astype(np.int64)
+    else:
+        rows = raw.T if layout == "ultralytics" else raw  # -> [N, C]
+        if layout == "ultralytics":
+            cls_scores = rows[:, 4:]
+            classes = np.argmax(cls_scores, axis=1)  # first index on a tie
+            scores = cls_scores[np.arange(len(rows)), classes]
+        else:
+            cls_scores = rows[:, 5:]
+            classes = np.argmax(cls_scores, axis=1)
+            scores = rows[:, 4] * cls_scores[np.arange(len(rows)), classes]
+        cx, cy, w, h = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    keep = scores >= threshold
+    return boxes[keep], scores[keep], classes[keep]
+
+
+def iou_one(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = iw * ih
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def nms(boxes, scores, classes, iou_thr: float) -> list[int]:
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    for i in order:
+        if kept:
+            k = np.array(kept)
+            same = classes[k] == classes[i]
+            if same.any() and (iou_one(boxes[i], boxes[k[same]]) > iou_thr).any():
+                continue
+        kept.append(int(i))
+        if len(kept) == MAX_DETECTIONS:
+            break
+    return kept
+
+
+# ---------------------------------------------------------------- §4 per view
+def per_view(raw, layout, lb: Letterbox, view, W, H, settings) -> list[dict]:
+    boxes, scores, classes = decode(raw, layout, settings["probability_threshold"])
+    order = nms(boxes, scores, classes, settings["nms_iou"]) if layout != "end2end" else list(range(len(scores)))
+    x0, y0 = view[0], view[1]
+    dets = []
+    for i in order:
+        x1, y1, x2, y2 = boxes[i]
+        x1 = min(max((x1 - lb.left) / lb.r + x0, 0.0), W)
+        x2 = min(max((x2 - lb.left) / lb.r + x0, 0.0), W)
+        y1 = min(max((y1 - lb.top) / lb.r + y0, 0.0), H)
+        y2 = min(max((y2 - lb.top) / lb.r + y0, 0.0), H)
+        if x2 - x1 <= 0 or y2 - y1 <= 0:
+            continue
+        dets.append(
+            {
+                "cx": (x1 + x2) / 2 / W,
+                "cy": (y1 + y2) / 2 / H,
+                "w": (x2 - x1) / W,
+                "h": (y2 - y1) / H,
+                "cls": int(classes[i]),
+                "conf": float(scores[i]),
+            }
+        )
+    return dets
+
+
+# --------------------------------------------------------------- §5 per frame
+def containment(a: dict, b: dict) -> float:
+    ax1, ay1, ax2, ay2 = a["cx"] - a["w"] / 2, a["cy"] - a["h"] / 2, a["cx"] + a["w"] / 2, a["cy"] + a["h"] / 2
+    bx1, by1, bx2, by2 = b["cx"] - b["w"] / 2, b["cy"] - b["h"] / 2, b["cx"] + b["w"] / 2, b["cy"] + b["h"] / 2
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    smaller = min(a["w"] * a["h"], b["w"] * b["h"])
+    return inter / smaller if smaller > 0 else 0.0
+
+
+def per_frame(dets: list[dict], tiled: bool, W: int, H: int, settings: dict, classes: dict[int, ClassInfo]) -> list[dict]:
+    dets = sorted(dets, key=lambda d: -d["conf"])  # stable: ties keep emission order
+    if tiled:
+        kept: list[dict] = []
+        for d in dets:
+            if not any(
+                k["cls"] == d["cls"] and all(abs(k[f] - d[f]) <= 0.01 for f in ("cx", "cy", "w", "h")) for k in kept
+            ):
+                kept.append(d)
+        dets = kept
+    thr = settings["tracking_intersection_threshold"]
+    kept = []
+    for d in dets:
+        if not any(containment(k, d) > thr for k in kept):
+            kept.append(d)
+    g = gsd(settings, W)
+    out = []
+    for d in kept:
+        info = classes.get(d["cls"])
+        if info is None:
+            continue
+        if max(d["w"] * W, d["h"] * H) * g > info.max_size_m:
+            continue
+        out.append(d)
+    out.sort(key=lambda d: -d["conf"])
+    return [
+        {
+            "centerX": float(d["cx"]),
+            "centerY": float(d["cy"]),
+            "width": float(d["w"]),
+            "height": float(d["h"]),
+            "classNum": d["cls"],
+            "label": classes[d["cls"]].name,
+            "confidence": float(d["conf"]),
+        }
+        for d in out[:MAX_DETECTIONS]
+    ]
+
+
+# ------------------------------------------------------------------- driver
+def decode_image(path: str) -> Image.Image:
+    img = Image.open(path)
+    img = img.convert("RGB")
+    img.load()
+    return img
+
+
+def preprocess(img: Image.Image, engine: Engine, settings: dict):
+    W, H = img.size
+    tiled, vs = views(W, H, engine.mw, engine.mh, settings)
+    prepared = [letterbox(img, v, engine.mw, engine.mh, engine.dtype) for v in vs]
+    return tiled, vs, prepared
+
+
+def infer(engine: Engine, prepared, settings: dict) -> list[np.ndarray]:
+    batch = max(1, int(settings["model_batch_size"]))
+    tensors = [t for t, _ in prepared]
+    raws: list[np.ndarray] = []
+    for i in range(0, len(tensors), batch):
+        raws += engine.run(tensors[i : i + batch])
+    return raws
+
+
+def detect(img: Image.Image, engine: Engine, settings: dict, classes) -> list[dict]:
+    W, H = img.size
+    tiled, vs, prepared = preprocess(img, engine, settings)
+    raws = infer(engine, prepared, settings)
+    dets: list[dict] = []
+    for raw, (_, lb), v in zip(raws, prepared, vs):
+        dets += per_view(raw, engine.layout, lb, v, W, H, settings)
+    return per_frame(dets, tiled, W, H, settings, classes)
+
+
+def bench(path: str, n: int, engine: Engine, settings: dict, classes, threads: int) -> dict:
+    def mean_ms(fn) -> float:
+        fn()  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t0) * 1000 / n
+
+    img = decode_image(path)
+    tiled, vs, prepared = preprocess(img, engine, settings)
+    return {
+        "file": path,
+        "width": img.width,
+        "height": img.height,
+        "views": len(vs),
+        "tiled": tiled,
+        "runs": n,
+        "threads": threads,
+        "decode_ms": mean_ms(lambda: decode_image(path)),
+        "preprocess_ms": mean_ms(lambda: preprocess(decode_image(path), engine, settings)),
+        "engine_ms": mean_ms(lambda: infer(engine, prepared, settings)),
+        "full_ms": mean_ms(lambda: detect(decode_image(path), engine, settings, classes)),
+        "detections": len(detect(img, engine, settings, classes)),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="reference pipeline (docs/pipeline.md)")
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--classes", required=True, type=Path)
+    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    ap.add_argument("--settings", help="JSON object of recognition settings (A6 keys, + nms_iou), or @file")
+    ap.add_argument("--layout", choices=["end2end", "ultralytics", "yolov5"], help="override layout detection")
+    ap.add_argument("--bench", type=int, metavar="N", help="time each file over N runs instead of printing detections")
+    ap.add_argument("files", nargs="+")
+    args = ap.parse_args()
+
+    settings = load_settings(args.settings)
+    classes = load_classes(args.classes)
+    engine = Engine(args.model, args.threads, args.layout)
+    for path in args.files:
+        if args.bench:
+            line = bench(path, args.bench, engine, settings, classes, args.threads)
+        else:
+            line = {"file": path, "detections": detect(decode_image(path), engine, settings, classes)}
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
