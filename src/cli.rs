@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "detections", version, about = "Object detection over HTTP and SSE")]
+#[command(
+    name = "detections",
+    version,
+    about = "Object detection over HTTP and SSE"
+)]
 pub struct Cli {
     /// TOML configuration file (default: $DETECTIONS_CONFIG, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]

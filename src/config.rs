@@ -334,11 +334,7 @@ impl Config {
         }
         figment
             .merge(compatible_env())
-            .merge(
-                Env::prefixed("DETECTIONS_")
-                    .split("__")
-                    .ignore(&["config"]),
-            )
+            .merge(Env::prefixed("DETECTIONS_").split("__").ignore(&["config"]))
             .extract()
             .map_err(|e| ConfigError(describe(e)))
     }
@@ -416,7 +412,10 @@ mod tests {
             let config = load_in(jail, None).unwrap();
             assert_eq!(config, Config::default());
             assert_eq!(config.server.bind.port(), 8080);
-            assert!(matches!(config.model_source, ModelSourceConfig::Local { .. }));
+            assert!(matches!(
+                config.model_source,
+                ModelSourceConfig::Local { .. }
+            ));
             assert!(matches!(config.annotations, AnnotationsConfig::File { .. }));
             assert!(matches!(config.engine, EngineConfig::Onnx { .. }));
             Ok(())
@@ -485,7 +484,10 @@ mod tests {
             jail.set_env("DETECTIONS_DETECTION__MAX_RUNNING", "many");
             let message = load_in(jail, None).unwrap_err().to_string();
             assert!(message.to_lowercase().contains("max_running"), "{message}");
-            assert!(message.contains("DETECTIONS_DETECTION__MAX_RUNNING"), "{message}");
+            assert!(
+                message.contains("DETECTIONS_DETECTION__MAX_RUNNING"),
+                "{message}"
+            );
             Ok(())
         });
     }

@@ -77,7 +77,9 @@ impl FrameDetector {
         let plan = plan_views(frame.size(), spec.input_size, settings);
         let per_call = match spec.batch {
             BatchSize::Fixed(n) => n.max(1),
-            BatchSize::Dynamic { max } => (settings.model_batch_size() as usize).clamp(1, max.max(1)),
+            BatchSize::Dynamic { max } => {
+                (settings.model_batch_size() as usize).clamp(1, max.max(1))
+            }
         };
         let mut tensor = self.take_tensor(spec, per_call);
         let outcome = self.run_views(engine, frame, &plan, &mut tensor, per_call, settings);
@@ -102,7 +104,7 @@ impl FrameDetector {
         settings: &RecognitionSettings,
     ) -> Result<Vec<Vec<domain::detection::Candidate>>, FrameError> {
         let spec = engine.spec();
-        let threshold = settings.probability_threshold() as f32;
+        let threshold = settings.probability_threshold();
         let mut per_view = Vec::with_capacity(plan.views().len());
         for chunk in plan.views().chunks(per_call) {
             for (index, view) in chunk.iter().enumerate() {

@@ -44,17 +44,17 @@ pub async fn run(
     let mut failed = 0;
     for file in files {
         let shown = file.display().to_string();
-        let detector = Arc::clone(detector);
+        let worker = Arc::clone(detector);
         let engine = Arc::clone(&engine);
         let settings = settings.clone();
         let path = file.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
-            let frame = detector.decode(&bytes).map_err(|e| e.to_string())?;
-            let detections = detector
+            let frame = worker.decode(&bytes).map_err(|e| e.to_string())?;
+            let detections = worker
                 .detect_frame(engine.as_ref(), &frame, &settings)
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((frame, detector.to_dtos(&detections)))
+            Ok::<_, String>((frame, worker.to_dtos(&detections)))
         })
         .await
         .unwrap_or_else(|e| Err(format!("aborted: {e}")));
@@ -68,7 +68,7 @@ pub async fn run(
                 let _ = writeln!(out, "{line}");
                 if let Some((dir, annotator)) = &annotate {
                     let target = dir.join(annotated_name(file));
-                    let boxes = drawn_boxes(&frame, &dtos, detector);
+                    let boxes = drawn_boxes(&frame, &dtos, detector.as_ref());
                     if let Err(e) = annotator.write(&frame, &boxes, &target) {
                         let _ = writeln!(err, "{shown}: cannot write {}: {e}", target.display());
                         failed += 1;

@@ -166,7 +166,8 @@ impl EngineManager {
         .map_err(|e| format!("engine build aborted: {e}"))??;
         let engine_type = engine.engine_type();
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
-        self.status.send_modify(|s| s.engine_type = Some(engine_type));
+        self.status
+            .send_modify(|s| s.engine_type = Some(engine_type));
         self.move_to(Availability::Enabled);
         tracing::info!(engine = engine_type, "engine enabled");
         Ok(())

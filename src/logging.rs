@@ -9,12 +9,18 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 use crate::config::{LogFormat, LoggingConfig};
 
 /// Keeps the file writer flushing; drop it last.
-pub struct LogGuard(Option<WorkerGuard>);
+pub struct LogGuard {
+    _file_writer: Option<WorkerGuard>,
+}
 
 /// Installs the global subscriber. Logs go to stderr so `detect` keeps stdout for results.
 pub fn init(config: &LoggingConfig) -> Result<LogGuard, String> {
-    let filter = EnvFilter::try_new(&config.level)
-        .map_err(|e| format!("logging.level {:?} is not a valid filter: {e}", config.level))?;
+    let filter = EnvFilter::try_new(&config.level).map_err(|e| {
+        format!(
+            "logging.level {:?} is not a valid filter: {e}",
+            config.level
+        )
+    })?;
     let (file, guard) = match &config.dir {
         Some(dir) => {
             let appender = RollingFileAppender::builder()
@@ -38,7 +44,9 @@ pub fn init(config: &LoggingConfig) -> Result<LogGuard, String> {
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
     installed.map_err(|e| format!("cannot install logging: {e}"))?;
-    Ok(LogGuard(guard))
+    Ok(LogGuard {
+        _file_writer: guard,
+    })
 }
 
 /// A file writer that may be absent.

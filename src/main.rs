@@ -226,7 +226,7 @@ fn detect_settings(args: &DetectArgs) -> Result<RecognitionSettings, String> {
     if let Some(batch) = args.batch {
         flags.insert("model_batch_size".into(), batch.into());
     }
-    let patch = SettingsPatch::from_json(&serde_json::Value::Object(flags))
-        .map_err(|e| e.to_string())?;
+    let patch =
+        SettingsPatch::from_json(&serde_json::Value::Object(flags)).map_err(|e| e.to_string())?;
     Ok(settings.merged(&patch))
 }

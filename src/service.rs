@@ -116,7 +116,9 @@ fn unavailable(error: EngineUnavailable) -> DetectError {
 fn frame_error(error: FrameError) -> DetectError {
     match error {
         FrameError::Decode(e) => DetectError::BadInput(format!("not a decodable image: {e}")),
-        FrameError::Output(e) => DetectError::Unprocessable(format!("cannot read the model output: {e}")),
+        FrameError::Output(e) => {
+            DetectError::Unprocessable(format!("cannot read the model output: {e}"))
+        }
         FrameError::Engine(e) => DetectError::Unprocessable(e.to_string()),
         FrameError::Preprocess(e) => DetectError::Internal(e.to_string()),
     }

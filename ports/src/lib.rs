@@ -18,8 +18,8 @@ pub mod model_source;
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
 pub use driving::{DetectError, DetectRequest, DetectionService, Health};
 pub use engine::{
-    BatchSize, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor, ModelSpec, RawOutput,
-    TensorSlot,
+    BatchSize, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor, ModelSpec,
+    RawOutput, TensorSlot,
 };
 pub use events::{DetectionDto, DetectionEvent, EventPublisher, MediaEventStatus};
 pub use frame::{

@@ -54,16 +54,17 @@ fn a_box_in_model_pixels_comes_back_normalised_to_the_whole_frame() {
         .returning(|_| Ok(v8_one_box(1, 320.0, 320.0, 64.0, 64.0, [0.1, 0.9])));
     let detector = detector(Arc::new(AtomicUsize::new(0)));
     let detections = detector
-        .detect_frame(&engine, &frame(1280, 720), &RecognitionSettings::default())
+        .detect_frame(&engine, &frame(960, 540), &RecognitionSettings::default())
         .unwrap();
     let dtos = detector.to_dtos(&detections);
     assert_eq!(dtos.len(), 1);
     let d = &dtos[0];
-    // 1280×720 → scale 0.5, 140 px of padding on top: (320, 320) is the frame's centre.
+    // 960×540 (below 1.5 × 640, so one view) → scale 2/3, 140 px of padding on top:
+    // (320, 320) is the frame's centre, 64 px are 96 frame pixels.
     assert!((d.center_x - 0.5).abs() < 1e-6, "{d:?}");
     assert!((d.center_y - 0.5).abs() < 1e-6, "{d:?}");
-    assert!((d.width - 128.0 / 1280.0).abs() < 1e-6, "{d:?}");
-    assert!((d.height - 128.0 / 720.0).abs() < 1e-6, "{d:?}");
+    assert!((d.width - 96.0 / 960.0).abs() < 1e-6, "{d:?}");
+    assert!((d.height - 96.0 / 540.0).abs() < 1e-6, "{d:?}");
     assert_eq!(d.class_num, 1);
     assert_eq!(d.label, "Fall");
     assert!((d.confidence - 0.9).abs() < 1e-6);
@@ -97,16 +98,18 @@ fn tiles_are_batched_up_to_the_settings_and_the_engine() {
     });
     let preprocessed = Arc::new(AtomicUsize::new(0));
     let detector = detector(Arc::clone(&preprocessed));
-    let settings = RecognitionSettings::default().merged(
-        &SettingsPatch::from_json_str(r#"{"modelBatchSize": 4}"#).unwrap(),
-    );
+    let settings = RecognitionSettings::default()
+        .merged(&SettingsPatch::from_json_str(r#"{"modelBatchSize": 4}"#).unwrap());
     let big = frame(5472, 3648);
     let plan = domain::tiling::plan_views(big.size(), Size::new(640, 640).unwrap(), &settings);
     let views = plan.views().len();
     assert!(views > 3, "the frame is tiled");
     detector.detect_frame(&engine, &big, &settings).unwrap();
     let batches = batches.lock().unwrap();
-    assert!(batches.iter().all(|&b| b <= 3), "engine cap wins: {batches:?}");
+    assert!(
+        batches.iter().all(|&b| b <= 3),
+        "engine cap wins: {batches:?}"
+    );
     assert_eq!(batches.iter().sum::<usize>(), views);
     assert_eq!(batches.len(), views.div_ceil(3));
     assert_eq!(preprocessed.load(Ordering::SeqCst), views);

@@ -62,7 +62,9 @@ fn options(retry: Duration) -> EngineOptions {
 
 fn found_source() -> MockModelSource {
     let mut source = MockModelSource::new();
-    source.expect_describe().return_const("test source".to_string());
+    source
+        .expect_describe()
+        .return_const("test source".to_string());
     source.expect_load().returning(|name| {
         Ok(ModelArtifact {
             name: name.to_string(),
@@ -80,13 +82,24 @@ fn factory_of(engine: Arc<dyn InferenceEngine>) -> MockEngineFactory {
     factory
 }
 
-fn manager(source: MockModelSource, factory: MockEngineFactory, retry: Duration) -> Arc<EngineManager> {
-    EngineManager::new(Arc::new(source), Arc::new(factory), two_classes(), options(retry))
+fn make_manager(
+    source: MockModelSource,
+    factory: MockEngineFactory,
+    retry: Duration,
+) -> Arc<EngineManager> {
+    EngineManager::new(
+        Arc::new(source),
+        Arc::new(factory),
+        two_classes(),
+        options(retry),
+    )
 }
 
 /// Every availability the manager publishes, in order.
 fn record(manager: &Arc<EngineManager>) -> Arc<std::sync::Mutex<Vec<&'static str>>> {
-    let seen = Arc::new(std::sync::Mutex::new(vec![manager.status().availability.name()]));
+    let seen = Arc::new(std::sync::Mutex::new(vec![
+        manager.status().availability.name(),
+    ]));
     let mut changes = manager.subscribe();
     let sink = Arc::clone(&seen);
     tokio::spawn(async move {
@@ -103,9 +116,16 @@ fn record(manager: &Arc<EngineManager>) -> Arc<std::sync::Mutex<Vec<&'static str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_lazily_and_walks_download_convert_enable() {
-    let manager = manager(found_source(), factory_of(working_engine(2)), Duration::ZERO);
+    let manager = make_manager(
+        found_source(),
+        factory_of(working_engine(2)),
+        Duration::ZERO,
+    );
     assert_eq!(manager.status().availability, Availability::None);
-    assert!(manager.current().is_none(), "nothing starts before a request");
+    assert!(
+        manager.current().is_none(),
+        "nothing starts before a request"
+    );
     let seen = record(&manager);
     let engine = manager.ensure().await.expect("engine");
     assert_eq!(engine.engine_type(), "onnx");
@@ -133,7 +153,7 @@ async fn concurrent_requests_share_one_start() {
             path: "/m".into(),
         })
     });
-    let manager = manager(source, factory_of(working_engine(2)), Duration::ZERO);
+    let manager = make_manager(source, factory_of(working_engine(2)), Duration::ZERO);
     let waits = (0..8).map(|_| {
         let manager = Arc::clone(&manager);
         tokio::spawn(async move { manager.ensure().await.is_ok() })
@@ -153,10 +173,12 @@ async fn missing_model_is_an_error_with_the_reason() {
             name: name.to_string(),
         })
     });
-    let manager = manager(source, MockEngineFactory::new(), Duration::from_secs(60));
-    let error = manager.ensure().await.unwrap_err();
+    let manager = make_manager(source, MockEngineFactory::new(), Duration::from_secs(60));
+    let error = manager.ensure().await.err().expect("no engine");
     match &error.status.availability {
-        Availability::Error(reason) => assert!(reason.as_str().contains("azaion.onnx"), "{reason:?}"),
+        Availability::Error(reason) => {
+            assert!(reason.as_str().contains("azaion.onnx"), "{reason:?}")
+        }
         other => panic!("expected Error, got {other:?}"),
     }
 }
@@ -179,10 +201,14 @@ async fn retries_after_an_error_but_not_sooner_than_the_interval() {
             })
         }
     });
-    let manager = manager(source, factory_of(working_engine(2)), Duration::from_millis(200));
+    let manager = make_manager(
+        source,
+        factory_of(working_engine(2)),
+        Duration::from_millis(200),
+    );
     assert!(manager.ensure().await.is_err());
     // Too soon: answered from the recorded error without asking the source again.
-    let again = manager.ensure().await.unwrap_err();
+    let again = manager.ensure().await.err().expect("no engine");
     assert!(matches!(again.status.availability, Availability::Error(_)));
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -193,9 +219,18 @@ async fn retries_after_an_error_but_not_sooner_than_the_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn class_count_mismatch_names_both_numbers() {
-    let manager = manager(found_source(), factory_of(working_engine(3)), Duration::from_secs(60));
-    let error = manager.ensure().await.unwrap_err();
-    let reason = error.status.availability.reason().unwrap_or_default().to_string();
+    let manager = make_manager(
+        found_source(),
+        factory_of(working_engine(3)),
+        Duration::from_secs(60),
+    );
+    let error = manager.ensure().await.err().expect("no engine");
+    let reason = error
+        .status
+        .availability
+        .reason()
+        .unwrap_or_default()
+        .to_string();
     assert!(reason.contains('3') && reason.contains('2'), "{reason}");
 }
 
@@ -205,8 +240,14 @@ async fn failed_build_and_failed_warm_up_leave_an_error() {
     factory
         .expect_build()
         .returning(|_| Err(EngineError::Model("not an ONNX file".into())));
-    let manager = manager(found_source(), factory, Duration::from_secs(60));
-    let reason = manager.ensure().await.unwrap_err().status.availability;
+    let manager = make_manager(found_source(), factory, Duration::from_secs(60));
+    let reason = manager
+        .ensure()
+        .await
+        .err()
+        .expect("no engine")
+        .status
+        .availability;
     assert!(reason.reason().unwrap().contains("not an ONNX file"));
 
     let mut broken = MockInferenceEngine::new();
@@ -215,8 +256,12 @@ async fn failed_build_and_failed_warm_up_leave_an_error() {
     broken
         .expect_infer()
         .returning(|_| Err(EngineError::Inference("boom".into())));
-    let manager = manager(found_source(), factory_of(Arc::new(broken)), Duration::from_secs(60));
-    let status = manager.ensure().await.unwrap_err().status;
+    let manager = make_manager(
+        found_source(),
+        factory_of(Arc::new(broken)),
+        Duration::from_secs(60),
+    );
+    let status = manager.ensure().await.err().expect("no engine").status;
     assert!(status.availability.reason().unwrap().contains("warm-up"));
     assert_eq!(status.engine_type, None);
 }
@@ -241,7 +286,7 @@ async fn a_slow_start_is_visible_and_the_caller_gives_up_in_time() {
             ..options(Duration::ZERO)
         },
     );
-    let error = manager.ensure().await.unwrap_err();
+    let error = manager.ensure().await.err().expect("no engine");
     assert_eq!(error.status.availability, Availability::Downloading);
     // The start goes on without the caller.
     tokio::time::sleep(Duration::from_millis(600)).await;

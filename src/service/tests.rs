@@ -25,7 +25,9 @@ fn application(codec: MockFrameCodec, admission: Admission) -> Application {
     });
     let mut factory = MockEngineFactory::new();
     let engine = working_engine(2);
-    factory.expect_build().returning(move |_| Ok(Arc::clone(&engine)));
+    factory
+        .expect_build()
+        .returning(move |_| Ok(Arc::clone(&engine)));
     let mut preprocessor = MockPreprocessor::new();
     preprocessor.expect_fill().returning(|_, _, _| Ok(()));
     let engines = EngineManager::new(
@@ -58,7 +60,11 @@ const ONE_BY_ONE: Admission = Admission {
 fn decoding_codec() -> MockFrameCodec {
     let mut codec = MockFrameCodec::new();
     codec.expect_decode().returning(|_| {
-        Ok(ports::RgbFrame::new(domain::geometry::Size::new(64, 48).unwrap(), vec![0; 64 * 48 * 3]).unwrap())
+        Ok(ports::RgbFrame::new(
+            domain::geometry::Size::new(64, 48).unwrap(),
+            vec![0; 64 * 48 * 3],
+        )
+        .unwrap())
     });
     codec
 }
@@ -103,5 +109,8 @@ async fn a_full_queue_answers_busy() {
     let refused = app.detect(request(b"jpeg")).await.unwrap_err();
     assert!(matches!(refused, DetectError::Busy { .. }), "{refused:?}");
     drop(running);
-    assert!(queued.await.unwrap().is_ok(), "the queued one runs once a slot frees");
+    assert!(
+        queued.await.unwrap().is_ok(),
+        "the queued one runs once a slot frees"
+    );
 }

@@ -71,7 +71,9 @@ mod tests {
             image: String::new(),
         };
         sink.deliver(&annotation, None).await.unwrap();
-        sink.deliver(&annotation, Some("Bearer t".into())).await.unwrap();
+        sink.deliver(&annotation, Some("Bearer t".into()))
+            .await
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);

@@ -10,7 +10,8 @@ fn loader(server: &MockServer, tag: &str) -> LoaderModelSource {
     LoaderModelSource::new(LoaderConfig {
         url: server.uri(),
         folder: "models".into(),
-        download_dir: std::env::temp_dir().join(format!("detections-loader-{tag}-{}", std::process::id())),
+        download_dir: std::env::temp_dir()
+            .join(format!("detections-loader-{tag}-{}", std::process::id())),
         timeout: Duration::from_secs(5),
         retries: 2,
     })
@@ -22,7 +23,9 @@ async fn downloads_the_model_with_the_compatible_request() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/load/azaion.onnx"))
-        .and(body_json(serde_json::json!({"filename": "azaion.onnx", "folder": "models"})))
+        .and(body_json(
+            serde_json::json!({"filename": "azaion.onnx", "folder": "models"}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_bytes(b"onnx-bytes".to_vec()))
         .expect(1)
         .mount(&server)
@@ -40,7 +43,10 @@ async fn a_404_is_not_found_and_not_retried() {
         .mount(&server)
         .await;
     let error = loader(&server, "404").load("x.engine").await.unwrap_err();
-    assert!(matches!(error, ModelSourceError::NotFound { .. }), "{error}");
+    assert!(
+        matches!(error, ModelSourceError::NotFound { .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -68,7 +74,10 @@ async fn persistent_5xx_is_unavailable_after_the_retries() {
         .mount(&server)
         .await;
     let error = loader(&server, "500").load("m.onnx").await.unwrap_err();
-    assert!(matches!(error, ModelSourceError::Unavailable { .. }), "{error}");
+    assert!(
+        matches!(error, ModelSourceError::Unavailable { .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -93,7 +102,10 @@ async fn upload_sends_the_file_as_multipart() {
         .await;
     let file = std::env::temp_dir().join(format!("detections-upload-{}", std::process::id()));
     std::fs::write(&file, b"engine").unwrap();
-    loader(&server, "up").upload("m.engine", &file).await.unwrap();
+    loader(&server, "up")
+        .upload("m.engine", &file)
+        .await
+        .unwrap();
     let received = &server.received_requests().await.unwrap()[0];
     let body = String::from_utf8_lossy(&received.body);
     assert!(body.contains("name=\"data\""), "{body}");

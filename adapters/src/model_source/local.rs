@@ -48,11 +48,9 @@ impl ModelSource for LocalModelSource {
                 name: name.to_string(),
                 reason: format!("{} is not a file", path.display()),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(ModelSourceError::NotFound {
-                    name: format!("{name} (looked in {})", self.dir.display()),
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ModelSourceError::NotFound {
+                name: format!("{name} (looked in {})", self.dir.display()),
+            }),
             Err(e) => Err(ModelSourceError::Unavailable {
                 reason: format!("cannot read {}: {e}", path.display()),
             }),
@@ -64,11 +62,15 @@ impl ModelSource for LocalModelSource {
         let unavailable = |e: std::io::Error| ModelSourceError::Unavailable {
             reason: format!("cannot store {}: {e}", target.display()),
         };
-        tokio::fs::create_dir_all(&self.dir).await.map_err(unavailable)?;
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(unavailable)?;
         // Copy then rename, so a reader never sees half a file.
         let partial = target.with_extension("partial");
         tokio::fs::copy(path, &partial).await.map_err(unavailable)?;
-        tokio::fs::rename(&partial, &target).await.map_err(unavailable)
+        tokio::fs::rename(&partial, &target)
+            .await
+            .map_err(unavailable)
     }
 
     fn describe(&self) -> String {
@@ -81,7 +83,8 @@ mod tests {
     use super::*;
 
     fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("detections-local-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("detections-local-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -97,22 +100,34 @@ mod tests {
     #[tokio::test]
     async fn absent_model_is_not_found() {
         let dir = temp_dir("absent");
-        let error = LocalModelSource::new(&dir).load("x.onnx").await.unwrap_err();
-        assert!(matches!(error, ModelSourceError::NotFound { .. }), "{error}");
+        let error = LocalModelSource::new(&dir)
+            .load("x.onnx")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ModelSourceError::NotFound { .. }),
+            "{error}"
+        );
     }
 
     #[tokio::test]
     async fn empty_model_is_invalid() {
         let dir = temp_dir("empty");
         std::fs::write(dir.join("e.onnx"), b"").unwrap();
-        let error = LocalModelSource::new(&dir).load("e.onnx").await.unwrap_err();
+        let error = LocalModelSource::new(&dir)
+            .load("e.onnx")
+            .await
+            .unwrap_err();
         assert!(matches!(error, ModelSourceError::Invalid { .. }), "{error}");
     }
 
     #[tokio::test]
     async fn names_cannot_escape_the_folder() {
         let dir = temp_dir("escape");
-        let error = LocalModelSource::new(&dir).load("../etc/passwd").await.unwrap_err();
+        let error = LocalModelSource::new(&dir)
+            .load("../etc/passwd")
+            .await
+            .unwrap_err();
         assert!(matches!(error, ModelSourceError::Invalid { .. }), "{error}");
     }
 

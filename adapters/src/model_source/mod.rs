@@ -1,4 +1,4 @@
 //! Model sources: where the engine's model comes from.
 
-pub mod local;
 pub mod loader;
+pub mod local;
