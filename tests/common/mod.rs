@@ -1,0 +1,84 @@
+//! Shared helpers of the integration tests: assets, configuration files, the binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fetched assets (`cargo xtask fetch`); a missing folder fails loudly.
+pub fn assets() -> PathBuf {
+    let dir = std::env::var_os("DETECTIONS_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("assets"));
+    assert!(
+        dir.join("onnxruntime").is_dir() && dir.join("fixtures").is_dir(),
+        "test assets missing in {}: run `cargo xtask fetch` (or `cargo xtask test`)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn ort_library() -> PathBuf {
+    assets().join("onnxruntime/libonnxruntime.so.1.32.0")
+}
+
+/// A fresh folder for one test.
+pub fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("detections-it-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A configuration that runs `model` from `model_dir` on the CPU engine.
+pub fn config_file(dir: &Path, model_dir: &Path, model: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "[classes]\npath = {classes:?}\n\
+         [model]\nname = {model:?}\n\
+         [model_source]\nkind = \"local\"\ndir = {model_dir:?}\n\
+         [engine]\nkind = \"onnx\"\nlibrary = {library:?}\n\
+         [annotations]\nkind = \"file\"\npath = {annotations:?}\n\
+         {extra}\n",
+        classes = repo().join("classes.json").display().to_string(),
+        model_dir = model_dir.display().to_string(),
+        library = ort_library().display().to_string(),
+        annotations = dir.join("annotations.jsonl").display().to_string(),
+    );
+    let path = dir.join("detections.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The binary, with no configuration from the test's own environment leaking in.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_detections"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("DETECTIONS_")
+            || ["LOADER_URL", "ANNOTATIONS_URL", "VIDEOS_DIR", "IMAGES_DIR", "LOG_FORMAT"]
+                .contains(&key.as_str())
+        {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+pub fn run(command: &mut Command) -> Output {
+    command.output().expect("the binary runs")
+}
+
+/// Every JSON line the `detect` command printed.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
