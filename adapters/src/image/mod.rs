@@ -1,0 +1,9 @@
+//! Pixels: decoding client images ([`ImageCodec`]) and writing views of frames into the
+//! model's input tensor ([`LetterboxPreprocessor`]).
+
+mod codec;
+mod letterbox;
+mod planes;
+
+pub use codec::{ImageCodec, ImageCodecConfig};
+pub use letterbox::LetterboxPreprocessor;
