@@ -40,11 +40,15 @@ impl ImageCodec {
         Self { config }
     }
 
-    fn limits(&self) -> Limits {
+    /// Decoding limits; without the sides for the header read, so that an oversized header
+    /// still yields its dimensions (and a `TooLarge` that names them).
+    fn limits(&self, with_sides: bool) -> Limits {
         // `Limits` is non-exhaustive: start from "none" and set what we bound.
         let mut limits = Limits::no_limits();
-        limits.max_image_width = Some(self.config.max_width);
-        limits.max_image_height = Some(self.config.max_height);
+        if with_sides {
+            limits.max_image_width = Some(self.config.max_width);
+            limits.max_image_height = Some(self.config.max_height);
+        }
         limits.max_alloc = Some(self.config.max_alloc);
         limits
     }
@@ -55,21 +59,25 @@ impl ImageCodec {
         by_side.min(self.config.max_alloc / 3)
     }
 
-    fn reader<'a>(&self, bytes: &'a [u8]) -> Result<ImageReader<Cursor<&'a [u8]>>, DecodeError> {
+    fn reader<'a>(
+        &self,
+        bytes: &'a [u8],
+        with_sides: bool,
+    ) -> Result<ImageReader<Cursor<&'a [u8]>>, DecodeError> {
         let mut reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
         if reader.format().is_none() {
             return Err(DecodeError::UnknownFormat);
         }
-        reader.limits(self.limits());
+        reader.limits(self.limits(with_sides));
         Ok(reader)
     }
 
     fn decode_inner(&self, bytes: &[u8]) -> Result<RgbFrame, DecodeError> {
         // Header first: refuse an oversized image before any decoder allocates for it.
         let (width, height) = self
-            .reader(bytes)?
+            .reader(bytes, false)?
             .into_dimensions()
             .map_err(|e| self.map_error(e, None))?;
         let too_large = DecodeError::TooLarge {
@@ -84,7 +92,7 @@ impl ImageCodec {
             return Err(too_large);
         }
         let image = self
-            .reader(bytes)?
+            .reader(bytes, true)?
             .decode()
             .map_err(|e| self.map_error(e, Some((width, height))))?;
         to_frame(image)

@@ -26,6 +26,13 @@ static STATE: Mutex<State> = Mutex::new(State::Empty);
 
 /// The process's ONNX Runtime environment, loading `library` the first time.
 pub(crate) fn environment(library: &Path) -> Result<Environment, EngineError> {
+    // Check the file ourselves first: a clear message, and no loader search-path surprises.
+    std::fs::File::open(library).map_err(|e| {
+        EngineError::Runtime(format!(
+            "ONNX Runtime library {} cannot be read: {e}",
+            library.display()
+        ))
+    })?;
     let mut state = STATE.lock().unwrap_or_else(PoisonError::into_inner);
     match &*state {
         State::Loaded { path, environment } => {
@@ -47,13 +54,6 @@ pub(crate) fn environment(library: &Path) -> Result<Environment, EngineError> {
         }
         State::Empty => {}
     }
-    // Check the file ourselves first: a clear message, and no loader search-path surprises.
-    std::fs::File::open(library).map_err(|e| {
-        EngineError::Runtime(format!(
-            "ONNX Runtime library {} cannot be read: {e}",
-            library.display()
-        ))
-    })?;
 
     // `init_from` returns errors for a bad file or an old version, but parts of ort assert and
     // panic on an unexpected library; contain that.
