@@ -62,8 +62,8 @@ fn letterbox_uniform(element: ElementType) {
         ElementType::F32 => v,
         ElementType::F16 => f16::from_f32(v).to_f32(),
     };
-    for c in 0..3 {
-        let colour = exact(f32::from(rgb[c]) / 255.0);
+    for (c, value) in rgb.into_iter().enumerate() {
+        let colour = exact(f32::from(value) / 255.0);
         for y in 0..640 {
             let expected = if (140..500).contains(&y) {
                 colour
