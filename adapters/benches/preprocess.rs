@@ -7,13 +7,10 @@
 use std::path::PathBuf;
 
 use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
-use adapters::image::{ImageCodec, LetterboxPreprocessor};
+use adapters::image::{ImageCodec, LetterboxPreprocessor, Region};
 use criterion::{Criterion, criterion_group, criterion_main};
 use domain::geometry::{Letterbox, Size};
-use domain::tiling::{Tile, View};
-use ports::{
-    ElementType, FrameCodec, InferenceEngine, InputTensor, ModelArtifact, Preprocessor, RgbFrame,
-};
+use ports::{ElementType, FrameCodec, InferenceEngine, InputTensor, ModelArtifact, RgbFrame};
 
 fn asset(relative: &str) -> PathBuf {
     let root = std::env::var_os("DETECTIONS_ASSETS")
@@ -38,38 +35,40 @@ fn full_hd_jpeg(codec: &ImageCodec) -> Vec<u8> {
     codec.encode_jpeg(&frame, 90).unwrap()
 }
 
-fn whole(frame: &RgbFrame, input: Size) -> View {
-    View {
-        tile: Tile::new(0, 0, frame.size().width(), frame.size().height()),
-        letterbox: Letterbox::fit(frame.size(), input),
-    }
+/// Letterboxes the whole frame into slot 0.
+fn letterbox(frame: &RgbFrame, tensor: &mut InputTensor) {
+    let (width, height) = (frame.size().width(), frame.size().height());
+    let whole = Region {
+        x: 0,
+        y: 0,
+        width,
+        height,
+    };
+    let letterbox = Letterbox::fit(frame.size(), tensor.size());
+    LetterboxPreprocessor::new()
+        .fill_region(frame, whole, &letterbox, tensor.slot(0).unwrap())
+        .unwrap();
 }
 
 fn preprocess(c: &mut Criterion) {
     let codec = ImageCodec::default();
     let jpeg = full_hd_jpeg(&codec);
     let input = Size::new(640, 640).unwrap();
-    let pre = LetterboxPreprocessor::new();
     let mut tensor = InputTensor::new(ElementType::F32, input, 1);
+    let mut half = InputTensor::new(ElementType::F16, input, 1);
     let frame = codec.decode(&jpeg).unwrap();
-    let view = whole(&frame, input);
 
     c.bench_function("decode 1920x1080 jpeg", |b| {
         b.iter(|| codec.decode(&jpeg).unwrap())
     });
     c.bench_function("letterbox 1920x1080 -> 640x640 f32", |b| {
-        b.iter(|| pre.fill(&frame, &view, tensor.slot(0).unwrap()).unwrap())
+        b.iter(|| letterbox(&frame, &mut tensor))
     });
-    let mut half = InputTensor::new(ElementType::F16, input, 1);
     c.bench_function("letterbox 1920x1080 -> 640x640 f16", |b| {
-        b.iter(|| pre.fill(&frame, &view, half.slot(0).unwrap()).unwrap())
+        b.iter(|| letterbox(&frame, &mut half))
     });
     c.bench_function("decode + letterbox 1920x1080 jpeg -> 640x640 f32", |b| {
-        b.iter(|| {
-            let frame = codec.decode(&jpeg).unwrap();
-            pre.fill(&frame, &whole(&frame, input), tensor.slot(0).unwrap())
-                .unwrap()
-        })
+        b.iter(|| letterbox(&codec.decode(&jpeg).unwrap(), &mut tensor))
     });
 }
 
@@ -95,9 +94,7 @@ fn engine(c: &mut Criterion) {
         .unwrap();
     let input = engine.spec().input_size;
     let mut tensor = InputTensor::new(ElementType::F32, input, 1);
-    LetterboxPreprocessor::new()
-        .fill(&frame, &whole(&frame, input), tensor.slot(0).unwrap())
-        .unwrap();
+    letterbox(&frame, &mut tensor);
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
     group.bench_function(

@@ -6,13 +6,11 @@ mod common;
 use std::path::PathBuf;
 
 use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
-use adapters::image::{ImageCodec, LetterboxPreprocessor};
+use adapters::image::{ImageCodec, LetterboxPreprocessor, Region};
 use domain::geometry::{Letterbox, Size};
 use domain::layout::OutputLayout;
-use domain::tiling::{Tile, View};
 use ports::{
     BatchSize, ElementType, EngineError, EngineFactory, FrameCodec, InputTensor, ModelArtifact,
-    Preprocessor,
 };
 
 fn factory() -> OnnxEngineFactory {
@@ -86,13 +84,21 @@ fn bus_photo_through_codec_preprocessor_and_engine() {
         .decode(&bytes)
         .expect("bus.jpg decodes");
     let input = engine.spec().input_size;
-    let view = View {
-        tile: Tile::new(0, 0, frame.size().width(), frame.size().height()),
-        letterbox: Letterbox::fit(frame.size(), input),
+    let (width, height) = (frame.size().width(), frame.size().height());
+    let whole = Region {
+        x: 0,
+        y: 0,
+        width,
+        height,
     };
     let mut tensor = InputTensor::new(ElementType::F32, input, 1);
     LetterboxPreprocessor::new()
-        .fill(&frame, &view, tensor.slot(0).unwrap())
+        .fill_region(
+            &frame,
+            whole,
+            &Letterbox::fit(frame.size(), input),
+            tensor.slot(0).unwrap(),
+        )
         .unwrap();
     let output = engine.infer(&tensor).expect("inference");
     assert_eq!(output.dims, vec![1, 6, 8400]);

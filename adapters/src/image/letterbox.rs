@@ -2,8 +2,9 @@
 
 use std::cell::RefCell;
 
+use domain::geometry::Letterbox;
 use domain::tiling::View;
-use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::images::{CroppedImage, Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use ports::{PreprocessError, Preprocessor, RgbFrame, TensorSlot};
 
@@ -20,9 +21,33 @@ thread_local! {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LetterboxPreprocessor;
 
+/// A rectangle of a frame, in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
 impl LetterboxPreprocessor {
     pub fn new() -> Self {
         Self
+    }
+
+    /// [`Preprocessor::fill`] for any region and letterbox, not only a planned view.
+    pub fn fill_region(
+        &self,
+        frame: &RgbFrame,
+        region: Region,
+        letterbox: &Letterbox,
+        slot: TensorSlot<'_>,
+    ) -> Result<(), PreprocessError> {
+        let crop = Crop::checked(frame, region, letterbox)?;
+        match slot {
+            TensorSlot::F32(slot) => fill_slot(frame, &crop, slot),
+            TensorSlot::F16(slot) => fill_slot(frame, &crop, slot),
+        }
     }
 }
 
@@ -33,15 +58,18 @@ impl Preprocessor for LetterboxPreprocessor {
         view: &View,
         slot: TensorSlot<'a>,
     ) -> Result<(), PreprocessError> {
-        let crop = Crop::checked(frame, view)?;
-        match slot {
-            TensorSlot::F32(slot) => fill_slot(frame, &crop, slot),
-            TensorSlot::F16(slot) => fill_slot(frame, &crop, slot),
-        }
+        let tile = view.tile();
+        let region = Region {
+            x: tile.x(),
+            y: tile.y(),
+            width: tile.width(),
+            height: tile.height(),
+        };
+        self.fill_region(frame, region, view.letterbox(), slot)
     }
 }
 
-/// A view checked against the frame and the model input.
+/// A region checked against the frame and the model input.
 struct Crop {
     x: usize,
     y: usize,
@@ -51,14 +79,17 @@ struct Crop {
 }
 
 impl Crop {
-    fn checked(frame: &RgbFrame, view: &View) -> Result<Self, PreprocessError> {
-        let (tile, letterbox) = (&view.tile, &view.letterbox);
+    fn checked(
+        frame: &RgbFrame,
+        region: Region,
+        letterbox: &Letterbox,
+    ) -> Result<Self, PreprocessError> {
         let (fw, fh) = (
             frame.size().width() as usize,
             frame.size().height() as usize,
         );
-        let (x, y) = (tile.x() as usize, tile.y() as usize);
-        let (width, height) = (tile.width() as usize, tile.height() as usize);
+        let (x, y) = (region.x as usize, region.y as usize);
+        let (width, height) = (region.width as usize, region.height as usize);
         if width == 0 || height == 0 || x + width > fw || y + height > fh {
             return Err(PreprocessError(format!(
                 "tile {width}×{height} at ({x}, {y}) is outside the {fw}×{fh} frame"
@@ -141,16 +172,19 @@ fn resize_into(
         PixelType::U8x3,
     )
     .map_err(|e| PreprocessError(format!("resize buffer: {e}")))?;
-    // The crop box makes the resizer read the tile straight from the frame: no copy of it.
-    let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .crop(
-            crop.x as f64,
-            crop.y as f64,
-            crop.width as f64,
-            crop.height as f64,
-        );
+    // A cropped view of the frame: no copy of the tile, and the filter sees the tile's edges
+    // as image edges, exactly as if the tile had been cut out first (a crop box in
+    // `ResizeOptions` would blend in pixels from beyond the tile).
+    let tile = CroppedImage::new(
+        &source,
+        crop.x as u32,
+        crop.y as u32,
+        crop.width as u32,
+        crop.height as u32,
+    )
+    .map_err(|e| PreprocessError(format!("tile: {e}")))?;
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     resizer
-        .resize(&source, &mut target, &options)
+        .resize(&tile, &mut target, &options)
         .map_err(|e| PreprocessError(format!("resize failed: {e}")))
 }

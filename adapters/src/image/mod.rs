@@ -6,4 +6,4 @@ mod letterbox;
 mod planes;
 
 pub use codec::{ImageCodec, ImageCodecConfig};
-pub use letterbox::LetterboxPreprocessor;
+pub use letterbox::{LetterboxPreprocessor, Region};

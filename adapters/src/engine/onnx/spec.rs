@@ -62,7 +62,7 @@ pub(crate) fn read_spec(
     let layout = layout(&output_dims, &metadata, config)?;
     let class_count = match layout {
         OutputLayout::UltralyticsV8 { classes } | OutputLayout::YoloV5 { classes } => classes,
-        OutputLayout::EndToEnd => metadata.names().len(),
+        OutputLayout::EndToEnd => metadata.names_count().unwrap_or(0),
     };
     let batch = if batch > 0 {
         BatchSize::Fixed(batch as usize)
@@ -149,7 +149,8 @@ fn layout(
         "yolov5" => from_dim(2, 5),
         _ => None,
     }
-    .unwrap_or(metadata.names().len());
+    .or(metadata.names_count())
+    .unwrap_or(0);
     OutputLayout::parse(forced, classes)
         .map_err(|e| model(format!("layout override {forced:?}: {e}")))
 }
