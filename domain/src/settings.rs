@@ -1,0 +1,306 @@
+//! Recognition settings (spec A6): defaults, lenient parsing of request and
+//! stored JSON, and merging defaults ← stored ← request.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::classes::json_kind;
+
+/// The settings used for one detection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecognitionSettings {
+    frame_period_recognition: u32,
+    frame_recognition_seconds: f64,
+    probability_threshold: f64,
+    tracking_distance_confidence: f64,
+    tracking_probability_increase: f64,
+    tracking_intersection_threshold: f64,
+    model_batch_size: u32,
+    big_image_tile_overlap_percent: u32,
+    altitude: f64,
+    focal_length: f64,
+    sensor_width: f64,
+}
+
+impl Default for RecognitionSettings {
+    fn default() -> Self {
+        RecognitionSettings {
+            frame_period_recognition: 4,
+            frame_recognition_seconds: 2.0,
+            probability_threshold: 0.25,
+            tracking_distance_confidence: 0.0,
+            tracking_probability_increase: 0.0,
+            tracking_intersection_threshold: 0.6,
+            model_batch_size: 1,
+            big_image_tile_overlap_percent: 20,
+            altitude: 400.0,
+            focal_length: 24.0,
+            sensor_width: 23.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings are not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("settings must be a JSON object, got {got}")]
+    NotAnObject { got: &'static str },
+    #[error("{key} must be a number, got {got}")]
+    WrongType { key: &'static str, got: String },
+    #[error("{key} must be an integer, got {value}")]
+    NotAnInteger { key: &'static str, value: f64 },
+    #[error("{key} must be {range}, got {value}")]
+    OutOfRange {
+        key: &'static str,
+        range: &'static str,
+        value: f64,
+    },
+}
+
+/// Allowed range of one setting.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// Integer in min..=max.
+    Int {
+        min: u32,
+        max: u32,
+        text: &'static str,
+    },
+    /// Float in min..=max.
+    Float {
+        min: f64,
+        max: f64,
+        text: &'static str,
+    },
+    /// Float strictly above 0.
+    Positive,
+}
+
+const UNIT: Rule = Rule::Float {
+    min: 0.0,
+    max: 1.0,
+    text: "between 0 and 1",
+};
+
+/// (snake_case key, rule) in declaration order.
+const KEYS: [(&str, Rule); 11] = [
+    (
+        "frame_period_recognition",
+        Rule::Int {
+            min: 1,
+            max: u32::MAX,
+            text: "at least 1",
+        },
+    ),
+    (
+        "frame_recognition_seconds",
+        Rule::Float {
+            min: 0.0,
+            max: f64::MAX,
+            text: "at least 0",
+        },
+    ),
+    ("probability_threshold", UNIT),
+    ("tracking_distance_confidence", UNIT),
+    ("tracking_probability_increase", UNIT),
+    ("tracking_intersection_threshold", UNIT),
+    (
+        "model_batch_size",
+        Rule::Int {
+            min: 1,
+            max: 64,
+            text: "between 1 and 64",
+        },
+    ),
+    (
+        "big_image_tile_overlap_percent",
+        Rule::Int {
+            min: 0,
+            max: 99,
+            text: "between 0 and 99",
+        },
+    ),
+    ("altitude", Rule::Positive),
+    ("focal_length", Rule::Positive),
+    ("sensor_width", Rule::Positive),
+];
+
+/// A checked value of one setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Setting {
+    Int(u32),
+    Float(f64),
+}
+
+/// Settings present in one JSON object, each already validated. Absent keys
+/// leave the base value alone when merged.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SettingsPatch {
+    values: [Option<Setting>; 11],
+}
+
+/// snake_case, camelCase and PascalCase all fold to the same string.
+fn fold(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Numbers, or strings holding a number (pydantic lax mode).
+fn as_number(key: &'static str, value: &Value) -> Result<f64, SettingsError> {
+    let n = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        other => {
+            return Err(SettingsError::WrongType {
+                key,
+                got: json_kind(other).to_owned(),
+            });
+        }
+    };
+    n.filter(|v| v.is_finite())
+        .ok_or_else(|| SettingsError::WrongType {
+            key,
+            got: value.to_string(),
+        })
+}
+
+fn check(key: &'static str, rule: Rule, v: f64) -> Result<Setting, SettingsError> {
+    let out_of_range = |text| SettingsError::OutOfRange {
+        key,
+        range: text,
+        value: v,
+    };
+    match rule {
+        Rule::Int { min, max, text } => {
+            if v.fract() != 0.0 {
+                return Err(SettingsError::NotAnInteger { key, value: v });
+            }
+            if v < f64::from(min) || v > f64::from(max) {
+                return Err(out_of_range(text));
+            }
+            // Integral and within u32 bounds, so the cast is exact.
+            Ok(Setting::Int(v as u32))
+        }
+        Rule::Float { min, max, text } if v < min || v > max => Err(out_of_range(text)),
+        Rule::Float { .. } => Ok(Setting::Float(v)),
+        Rule::Positive if v <= 0.0 => Err(out_of_range("greater than 0")),
+        Rule::Positive => Ok(Setting::Float(v)),
+    }
+}
+
+impl SettingsPatch {
+    pub fn from_json(value: &Value) -> Result<SettingsPatch, SettingsError> {
+        let obj = value.as_object().ok_or(SettingsError::NotAnObject {
+            got: json_kind(value),
+        })?;
+        let mut patch = SettingsPatch::default();
+        for (raw_key, raw) in obj {
+            let folded = fold(raw_key);
+            let Some(i) = KEYS.iter().position(|(k, _)| fold(k) == folded) else {
+                continue; // unknown keys are ignored (A6)
+            };
+            if raw.is_null() {
+                continue;
+            }
+            let (key, rule) = KEYS[i];
+            patch.values[i] = Some(check(key, rule, as_number(key, raw)?)?);
+        }
+        Ok(patch)
+    }
+
+    pub fn from_json_str(text: &str) -> Result<SettingsPatch, SettingsError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| SettingsError::InvalidJson(e.to_string()))?;
+        SettingsPatch::from_json(&value)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.iter().all(Option::is_none)
+    }
+
+    /// snake_case keys present in this patch.
+    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        KEYS.iter()
+            .zip(&self.values)
+            .filter(|(_, v)| v.is_some())
+            .map(|((k, _), _)| *k)
+    }
+}
+
+impl RecognitionSettings {
+    /// `self` with every key present in `patch` replaced.
+    pub fn merged(&self, patch: &SettingsPatch) -> RecognitionSettings {
+        let mut s = self.clone();
+        for (i, v) in patch.values.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            match (i, v) {
+                (0, Setting::Int(x)) => s.frame_period_recognition = x,
+                (1, Setting::Float(x)) => s.frame_recognition_seconds = x,
+                (2, Setting::Float(x)) => s.probability_threshold = x,
+                (3, Setting::Float(x)) => s.tracking_distance_confidence = x,
+                (4, Setting::Float(x)) => s.tracking_probability_increase = x,
+                (5, Setting::Float(x)) => s.tracking_intersection_threshold = x,
+                (6, Setting::Int(x)) => s.model_batch_size = x,
+                (7, Setting::Int(x)) => s.big_image_tile_overlap_percent = x,
+                (8, Setting::Float(x)) => s.altitude = x,
+                (9, Setting::Float(x)) => s.focal_length = x,
+                (10, Setting::Float(x)) => s.sensor_width = x,
+                // `check` pairs each index with its rule's kind, so no other
+                // combination is ever stored.
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Defaults with `value` applied.
+    pub fn from_json(value: &Value) -> Result<RecognitionSettings, SettingsError> {
+        Ok(RecognitionSettings::default().merged(&SettingsPatch::from_json(value)?))
+    }
+
+    /// Ground sampling distance in metres per pixel (spec A11).
+    pub fn ground_sampling_distance(&self, frame_width: u32) -> f64 {
+        self.sensor_width * self.altitude / (self.focal_length * f64::from(frame_width.max(1)))
+    }
+
+    pub fn frame_period_recognition(&self) -> u32 {
+        self.frame_period_recognition
+    }
+    pub fn frame_recognition_seconds(&self) -> f64 {
+        self.frame_recognition_seconds
+    }
+    pub fn probability_threshold(&self) -> f64 {
+        self.probability_threshold
+    }
+    pub fn tracking_distance_confidence(&self) -> f64 {
+        self.tracking_distance_confidence
+    }
+    pub fn tracking_probability_increase(&self) -> f64 {
+        self.tracking_probability_increase
+    }
+    pub fn tracking_intersection_threshold(&self) -> f64 {
+        self.tracking_intersection_threshold
+    }
+    pub fn model_batch_size(&self) -> u32 {
+        self.model_batch_size
+    }
+    pub fn big_image_tile_overlap_percent(&self) -> u32 {
+        self.big_image_tile_overlap_percent
+    }
+    pub fn altitude(&self) -> f64 {
+        self.altitude
+    }
+    pub fn focal_length(&self) -> f64 {
+        self.focal_length
+    }
+    pub fn sensor_width(&self) -> f64 {
+        self.sensor_width
+    }
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;
