@@ -1,7 +1,7 @@
 //! Reading what a model expects and produces from an ONNX Runtime session.
 
 use domain::geometry::Size;
-use domain::layout::{ModelMetadata, OutputLayout, detect_layout};
+use domain::layout::{LayoutError, ModelMetadata, OutputLayout, detect_layout};
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 use ports::{BatchSize, ElementType, EngineError, ModelSpec};
@@ -138,21 +138,18 @@ fn layout(
         return detect_layout(dims, metadata)
             .map_err(|e| model(format!("output {dims:?} has no known layout: {e}")));
     };
-    // The class count of a forced layout: from the shape where it is static, else the names.
-    let from_dim = |index: usize, extra: i64| {
-        dims.get(index)
-            .filter(|d| **d > extra)
-            .map(|d| (d - extra) as usize)
-    };
-    let classes = match forced {
-        "ultralytics" => from_dim(1, 4),
-        "yolov5" => from_dim(2, 5),
-        _ => None,
+    // The class count comes from the shape; where that dimension is dynamic, from the names.
+    match OutputLayout::parse_for_shape(forced, dims) {
+        Err(LayoutError::ShapeMismatch { .. }) if metadata.names_count().is_some() => {
+            OutputLayout::parse(forced, metadata.names_count().unwrap_or(0))
+        }
+        other => other,
     }
-    .or(metadata.names_count())
-    .unwrap_or(0);
-    OutputLayout::parse(forced, classes)
-        .map_err(|e| model(format!("layout override {forced:?}: {e}")))
+    .map_err(|e| {
+        model(format!(
+            "layout override {forced:?} for output {dims:?}: {e}"
+        ))
+    })
 }
 
 fn model(reason: String) -> EngineError {
