@@ -36,3 +36,5 @@ pub fn ort_library() -> PathBuf {
         _ => asset("onnxruntime/libonnxruntime.so.1.32.0"),
     }
 }
+
+pub mod onnx_model;
