@@ -1,6 +1,9 @@
-//! Adapters: every implementation of a port. Inbound: [`http`]. Outbound: model
-//! sources, engines, image codecs and preprocessing, annotation sinks.
+//! Adapters: every implementation of a port over concrete libraries. Inbound: [`http`].
+//! Outbound: model sources, the ONNX Runtime engine, image codecs and preprocessing,
+//! annotation sinks. No library type leaves this crate; only port types cross.
 
 pub mod annotations;
+pub mod engine;
 pub mod http;
+pub mod image;
 pub mod model_source;

@@ -1,0 +1,3 @@
+//! Inference engines.
+
+pub mod onnx;

@@ -1,0 +1,45 @@
+//! Settings of the ONNX Runtime CPU engine.
+
+use std::path::PathBuf;
+
+/// How the CPU engine loads ONNX Runtime and runs the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnnxEngineConfig {
+    /// The ONNX Runtime shared library (`libonnxruntime.so.1.x`), loaded once per process.
+    pub library: PathBuf,
+    /// Intra-op threads per session; 0 = available cores ÷ `sessions` (at least 1).
+    pub intra_threads: usize,
+    /// Sessions in the pool: how many inferences may run at the same time.
+    pub sessions: usize,
+    /// Forces the output layout (`end2end`, `ultralytics`, `yolov5`) instead of detecting it.
+    pub layout: Option<String>,
+    /// Largest batch per call for models with a dynamic batch dimension.
+    pub max_batch: usize,
+    /// Whether idle intra-op threads spin. Spinning cuts per-call latency (threads are awake
+    /// when the next operator starts) at the cost of CPU time burnt between calls.
+    pub intra_spinning: bool,
+}
+
+impl Default for OnnxEngineConfig {
+    fn default() -> Self {
+        Self {
+            library: PathBuf::from("libonnxruntime.so"),
+            intra_threads: 0,
+            sessions: 1,
+            layout: None,
+            max_batch: 8,
+            intra_spinning: true,
+        }
+    }
+}
+
+impl OnnxEngineConfig {
+    /// Intra-op threads each session gets.
+    pub(crate) fn threads_per_session(&self) -> usize {
+        if self.intra_threads > 0 {
+            return self.intra_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / self.sessions.max(1)).max(1)
+    }
+}

@@ -1,0 +1,11 @@
+//! ONNX Runtime on the CPU, through `ort` with the library loaded at run time.
+
+mod config;
+mod engine;
+mod factory;
+mod runtime;
+mod spec;
+
+pub use config::OnnxEngineConfig;
+pub use engine::OnnxEngine;
+pub use factory::OnnxEngineFactory;
