@@ -180,6 +180,9 @@ pub enum EngineConfig {
         /// Largest batch for models with a dynamic batch dimension.
         #[serde(default = "default_max_batch")]
         max_batch: usize,
+        /// Idle intra-op threads spin. Off: measured slower here (adapters bench, engine).
+        #[serde(default)]
+        intra_spinning: bool,
     },
 }
 
@@ -192,6 +195,7 @@ impl Default for EngineConfig {
             layout: LayoutChoice::Auto,
             nms_iou: default_nms_iou(),
             max_batch: default_max_batch(),
+            intra_spinning: false,
         }
     }
 }

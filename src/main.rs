@@ -99,6 +99,7 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
             sessions,
             layout,
             max_batch,
+            intra_spinning,
             ..
         } => Arc::new(OnnxEngineFactory::new(OnnxEngineConfig {
             library: library.clone(),
@@ -106,6 +107,7 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
             sessions: *sessions,
             layout: layout_override(*layout),
             max_batch: *max_batch,
+            intra_spinning: *intra_spinning,
         })),
     };
     let engines = EngineManager::new(
