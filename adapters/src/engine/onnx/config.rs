@@ -15,8 +15,11 @@ pub struct OnnxEngineConfig {
     pub layout: Option<String>,
     /// Largest batch per call for models with a dynamic batch dimension.
     pub max_batch: usize,
-    /// Whether idle intra-op threads spin. Spinning cuts per-call latency (threads are awake
-    /// when the next operator starts) at the cost of CPU time burnt between calls.
+    /// Whether idle intra-op threads spin between operators. Off by default: on the 2-core
+    /// target, with decoding and other requests competing for the cores, spinning threads
+    /// steal the CPU they wait for (azaion.onnx 640×640: 465–528 ms spinning vs 388–422 ms
+    /// not, `BENCH_INTRA_SPINNING=0|1 cargo bench -p adapters --bench preprocess -- engine`).
+    /// Turn it on for a dedicated, otherwise idle machine.
     pub intra_spinning: bool,
 }
 
@@ -28,7 +31,7 @@ impl Default for OnnxEngineConfig {
             sessions: 1,
             layout: None,
             max_batch: 8,
-            intra_spinning: true,
+            intra_spinning: false,
         }
     }
 }
