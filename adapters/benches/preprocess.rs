@@ -77,7 +77,7 @@ fn engine(c: &mut Criterion) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
         _ => asset("onnxruntime/libonnxruntime.so.1.32.0"),
     };
-    let spinning = std::env::var("BENCH_INTRA_SPINNING").map_or(true, |v| v != "0");
+    let spinning = std::env::var("BENCH_INTRA_SPINNING").is_ok_and(|v| v == "1");
     let factory = OnnxEngineFactory::new(OnnxEngineConfig {
         library,
         intra_spinning: spinning,

@@ -15,6 +15,15 @@ use ports::{BatchSize, ElementType, EngineError, InferenceEngine, InputTensor, M
 const NAMES: (&str, &str) = ("names", "{0: 'person', 1: 'car'}");
 
 fn build(bytes: &[u8], name: &str, layout: Option<&str>) -> Result<OnnxEngine, EngineError> {
+    build_with(bytes, name, layout, 1)
+}
+
+fn build_with(
+    bytes: &[u8],
+    name: &str,
+    layout: Option<&str>,
+    sessions: usize,
+) -> Result<OnnxEngine, EngineError> {
     let dir = std::env::temp_dir().join(format!("adapters-fixtures-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join(name);
@@ -23,6 +32,7 @@ fn build(bytes: &[u8], name: &str, layout: Option<&str>) -> Result<OnnxEngine, E
         library: common::ort_library(),
         layout: layout.map(str::to_owned),
         max_batch: 4,
+        sessions,
         ..OnnxEngineConfig::default()
     })
     .build_engine(&ModelArtifact {
@@ -126,4 +136,28 @@ fn an_int8_input_is_refused_by_name() {
         }
         other => panic!("expected a model error, got {other:?}"),
     }
+}
+
+#[test]
+fn concurrent_calls_share_the_session_pool() {
+    let model = planes_model(FLOAT, dynamic(), &[NAMES, ("imgsz", "[64, 64]")]);
+    let engine = build_with(&model, "pool.onnx", None, 2).expect("engine");
+    std::thread::scope(|scope| {
+        for worker in 0..4u8 {
+            let engine = &engine;
+            scope.spawn(move || {
+                let value = f32::from(worker) / 4.0;
+                let mut tensor = InputTensor::new(ElementType::F32, engine.spec().input_size, 1);
+                let Some(ports::TensorSlot::F32(slot)) = tensor.slot(0) else {
+                    panic!("slot")
+                };
+                slot.fill(value);
+                for _ in 0..20 {
+                    let output = engine.infer(&tensor).expect("inference");
+                    // Each caller gets its own input back: no mix-up between sessions.
+                    assert!(output.data.iter().all(|&v| v == value));
+                }
+            });
+        }
+    });
 }

@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use domain::geometry::Size;
 use image::error::{ImageError, LimitErrorKind};
-use image::{DynamicImage, ExtendedColorType, ImageReader, Limits};
+use image::{DynamicImage, ExtendedColorType, ImageFormat, ImageReader, Limits};
 use ports::{DecodeError, FrameCodec, RgbFrame};
 
 /// Bounds on what a client's image may make us allocate.
@@ -67,8 +67,14 @@ impl ImageCodec {
         let mut reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-        if reader.format().is_none() {
-            return Err(DecodeError::UnknownFormat);
+        match reader.format() {
+            None => return Err(DecodeError::UnknownFormat),
+            Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+                return Err(DecodeError::Corrupt(
+                    "the JPEG data ends before its end-of-image marker (truncated)".into(),
+                ));
+            }
+            Some(_) => {}
         }
         reader.limits(self.limits(with_sides));
         Ok(reader)
@@ -115,6 +121,20 @@ impl ImageCodec {
             },
             other => DecodeError::Corrupt(other.to_string()),
         }
+    }
+}
+
+/// Whether an end-of-image marker follows the last scan. The JPEG decoder pads a cut-off
+/// scan with grey and succeeds; a truncated upload must be refused instead (as Pillow, the
+/// reference decoder, does). Markers cannot occur inside entropy-coded data, so the last
+/// `FF DA` is the last scan's start.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        // No scan at all: the decoder reports that itself.
+        (None, _) => true,
+        (Some(_), None) => false,
     }
 }
 

@@ -15,8 +15,11 @@ pub struct OnnxEngineConfig {
     pub layout: Option<String>,
     /// Largest batch per call for models with a dynamic batch dimension.
     pub max_batch: usize,
-    /// Whether idle intra-op threads spin. Spinning cuts per-call latency (threads are awake
-    /// when the next operator starts) at the cost of CPU time burnt between calls.
+    /// Whether idle intra-op threads spin between operators. Off by default: measured on the
+    /// 2-core target (azaion.onnx 640×640, two intra-op threads), spinning was never faster —
+    /// 175–184 ms vs 161–175 ms at load ≈1.6, 465–528 ms vs 388–422 ms at load ≈3.7 —
+    /// because spinning threads steal the cores that decoding and other requests need.
+    /// (`BENCH_INTRA_SPINNING=0|1 cargo bench -p adapters --bench preprocess -- engine`.)
     pub intra_spinning: bool,
 }
 
@@ -28,7 +31,7 @@ impl Default for OnnxEngineConfig {
             sessions: 1,
             layout: None,
             max_batch: 8,
-            intra_spinning: true,
+            intra_spinning: false,
         }
     }
 }

@@ -1,0 +1,136 @@
+//! The ONNX engine on the synthetic fixtures of `cargo xtask fetch`
+//! (`assets/fixtures/manifest.json`): spec read off each model, raw outputs exact.
+
+mod common;
+
+use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
+use domain::geometry::Size;
+use ports::{BatchSize, ElementType, EngineError, InferenceEngine, InputTensor, ModelArtifact};
+use serde_json::Value;
+
+const MAX_BATCH: usize = 2;
+
+fn manifest() -> Value {
+    let path = common::asset("fixtures/manifest.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn factory() -> OnnxEngineFactory {
+    OnnxEngineFactory::new(OnnxEngineConfig {
+        library: common::ort_library(),
+        max_batch: MAX_BATCH,
+        ..OnnxEngineConfig::default()
+    })
+}
+
+fn ints(value: &Value) -> Vec<i64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
+
+/// How many class names the metadata gives, counting the `names` dict's entries.
+fn names_count(model: &Value) -> Option<usize> {
+    let names = model["metadata"]["names"].as_str()?;
+    Some(names.matches(':').count())
+}
+
+#[test]
+fn every_fixture_model() {
+    let manifest = manifest();
+    let models = manifest["models"].as_array().unwrap();
+    assert!(!models.is_empty());
+    for model in models {
+        let file = model["file"].as_str().unwrap();
+        let artifact = ModelArtifact {
+            name: file.to_owned(),
+            path: common::asset(&format!("fixtures/{file}")),
+        };
+        let classes = model["num_classes"].as_u64().unwrap() as usize;
+        let built = factory().build_engine(&artifact);
+        if names_count(model).is_some_and(|n| n != classes) {
+            // The output scores more classes than the model names: unusable.
+            assert!(
+                matches!(built, Err(EngineError::Model(_))),
+                "{file}: {:?}",
+                built.map(|_| ())
+            );
+            continue;
+        }
+        let engine = built.unwrap_or_else(|e| panic!("{file}: {e}"));
+        check_spec(&engine, model, file);
+        check_output(&engine, model, file);
+    }
+}
+
+fn check_spec(engine: &dyn InferenceEngine, model: &Value, file: &str) {
+    let spec = engine.spec();
+    let shape = ints(&model["input_shape"]);
+    assert_eq!(
+        spec.input_name,
+        model["input_name"].as_str().unwrap(),
+        "{file}"
+    );
+    let element = match model["input_type"].as_str().unwrap() {
+        "float16" => ElementType::F16,
+        _ => ElementType::F32,
+    };
+    assert_eq!(spec.element, element, "{file}");
+    let batch = if shape[0] > 0 {
+        BatchSize::Fixed(shape[0] as usize)
+    } else {
+        BatchSize::Dynamic { max: MAX_BATCH }
+    };
+    assert_eq!(spec.batch, batch, "{file}");
+    let side = |d: i64| if d > 0 { d as u32 } else { 1280 };
+    assert_eq!(
+        spec.input_size,
+        Size::new(side(shape[3]), side(shape[2])).unwrap(),
+        "{file}"
+    );
+    assert_eq!(
+        spec.layout.name(),
+        model["layout"].as_str().unwrap(),
+        "{file}"
+    );
+    assert_eq!(
+        spec.class_count,
+        model["num_classes"].as_u64().unwrap() as usize,
+        "{file}"
+    );
+}
+
+fn check_output(engine: &dyn InferenceEngine, model: &Value, file: &str) {
+    let spec = engine.spec();
+    let batch = spec.batch.max();
+    let mut tensor = InputTensor::new(spec.element, spec.input_size, batch);
+    tensor.set_batch(batch);
+    let output = engine
+        .infer(&tensor)
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut dims = ints(&model["output_shape"]);
+    dims[0] = batch as i64;
+    let expected_dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    assert_eq!(output.dims, expected_dims, "{file}");
+    // `raw` holds one row per candidate; Ultralytics stores the transpose.
+    let transposed = model["layout"] == "ultralytics";
+    let rows = model["raw"].as_array().unwrap();
+    let (d1, d2) = (expected_dims[1], expected_dims[2]);
+    for item in 0..batch {
+        for (i, row) in rows.iter().enumerate() {
+            for (j, value) in row.as_array().unwrap().iter().enumerate() {
+                let index = if transposed { j * d2 + i } else { i * d2 + j };
+                let got = output.data[item * d1 * d2 + index];
+                assert_eq!(
+                    f64::from(got),
+                    value.as_f64().unwrap(),
+                    "{file} item {item} [{i}][{j}]"
+                );
+            }
+        }
+    }
+}
