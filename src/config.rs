@@ -297,7 +297,7 @@ impl Default for LoggingConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            level: "info".into(),
+            level: "info,ort=warn".into(),
             dir: None,
         }
     }

@@ -203,8 +203,9 @@ async fn detect(args: DetectArgs, parts: Parts) -> ExitCode {
         &parts.engines,
         &parts.detector,
         annotate,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        // Unlocked handles: a held stderr lock would block the runtime's log lines.
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
     )
     .await;
     if failed == 0 {

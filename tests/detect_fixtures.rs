@@ -53,8 +53,17 @@ fn expected(fixture: &Fixture, w: f64, h: f64) -> Vec<[f64; 6]> {
             let x = |v: f64| ((v - left) / r).clamp(0.0, w);
             let y = |v: f64| ((v - top) / r).clamp(0.0, h);
             let (x1, y1, x2, y2) = (x(x1), y(y1), x(x2), y(y2));
-            [(x1 + x2) / 2.0 / w, (y1 + y2) / 2.0 / h, (x2 - x1) / w, (y2 - y1) / h, score, class]
+            [
+                (x1 + x2) / 2.0 / w,
+                (y1 + y2) / 2.0 / h,
+                (x2 - x1) / w,
+                (y2 - y1) / h,
+                score,
+                class,
+            ]
         })
+        // A box that lies wholly in the padding has nothing left after clipping.
+        .filter(|b| b[2] > 0.0 && b[3] > 0.0)
         .collect();
     boxes.sort_by(|a, b| b[4].total_cmp(&a[4]));
     let mut kept: Vec<[f64; 6]> = Vec::new();
@@ -67,13 +76,24 @@ fn expected(fixture: &Fixture, w: f64, h: f64) -> Vec<[f64; 6]> {
 }
 
 fn containment(a: &[f64; 6], b: &[f64; 6]) -> f64 {
-    let corners = |d: &[f64; 6]| (d[0] - d[2] / 2.0, d[1] - d[3] / 2.0, d[0] + d[2] / 2.0, d[1] + d[3] / 2.0);
+    let corners = |d: &[f64; 6]| {
+        (
+            d[0] - d[2] / 2.0,
+            d[1] - d[3] / 2.0,
+            d[0] + d[2] / 2.0,
+            d[1] + d[3] / 2.0,
+        )
+    };
     let (ax1, ay1, ax2, ay2) = corners(a);
     let (bx1, by1, bx2, by2) = corners(b);
     let iw = (ax2.min(bx2) - ax1.max(bx1)).max(0.0);
     let ih = (ay2.min(by2) - ay1.max(by1)).max(0.0);
     let smaller = (a[2] * a[3]).min(b[2] * b[3]);
-    if smaller <= 0.0 { 0.0 } else { iw * ih / smaller }
+    if smaller <= 0.0 {
+        0.0
+    } else {
+        iw * ih / smaller
+    }
 }
 
 fn grey_png(dir: &Path, w: u32, h: u32) -> PathBuf {
@@ -96,9 +116,10 @@ fn detect(model: &str, image: &Path, extra_args: &[&str], tag: &str) -> std::pro
 }
 
 fn assert_matches(model: &str, w: u32, h: u32) {
-    let dir = scratch(&format!("img-{model}"));
+    let tag = format!("{model}-{w}x{h}");
+    let dir = scratch(&format!("img-{tag}"));
     let image = grey_png(&dir, w, h);
-    let output = detect(model, &image, &[], model);
+    let output = detect(model, &image, &[], &tag);
     assert!(output.status.success(), "{model}: {}", stderr(&output));
     let lines = json_lines(&output);
     assert_eq!(lines.len(), 1);
@@ -109,9 +130,15 @@ fn assert_matches(model: &str, w: u32, h: u32) {
     for (g, e) in got.iter().zip(&want) {
         let value = |k: &str| g[k].as_f64().unwrap();
         for (key, expected) in ["centerX", "centerY", "width", "height"].iter().zip(e) {
-            assert!((value(key) - expected).abs() < 1e-4, "{model} {key}: {g} vs {e:?}");
+            assert!(
+                (value(key) - expected).abs() < 1e-4,
+                "{model} {key}: {g} vs {e:?}"
+            );
         }
-        assert!((value("confidence") - e[4]).abs() < 1e-6, "{model}: {g} vs {e:?}");
+        assert!(
+            (value("confidence") - e[4]).abs() < 1e-6,
+            "{model}: {g} vs {e:?}"
+        );
         assert_eq!(g["classNum"].as_f64().unwrap(), e[5], "{model}: {g}");
         let label = if e[5] == 0.0 { "Normal" } else { "Fall" };
         assert_eq!(g["label"], label);
@@ -160,18 +187,38 @@ fn a_class_count_mismatch_names_both_numbers() {
     let output = detect("v8_wrong_classes.onnx", &image, &[], "mismatch");
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains('3') && message.contains('2') && message.contains("classes"), "{message}");
+    assert!(
+        message.contains('3') && message.contains('2') && message.contains("classes"),
+        "{message}"
+    );
 }
 
 #[test]
 fn batching_tiles_does_not_change_the_answer() {
     let dir = scratch("batch-img");
     let image = grey_png(&dir, 2000, 1500);
-    let one = detect("v8_dynamic_batch_640.onnx", &image, &["--batch", "1"], "batch1");
-    let four = detect("v8_dynamic_batch_640.onnx", &image, &["--batch", "4"], "batch4");
-    assert!(one.status.success() && four.status.success(), "{}", stderr(&four));
+    let one = detect(
+        "v8_dynamic_batch_640.onnx",
+        &image,
+        &["--batch", "1"],
+        "batch1",
+    );
+    let four = detect(
+        "v8_dynamic_batch_640.onnx",
+        &image,
+        &["--batch", "4"],
+        "batch4",
+    );
+    assert!(
+        one.status.success() && four.status.success(),
+        "{}",
+        stderr(&four)
+    );
     let detections = &json_lines(&one)[0]["detections"];
-    assert!(!detections.as_array().unwrap().is_empty(), "tiles found the fixture's boxes");
+    assert!(
+        !detections.as_array().unwrap().is_empty(),
+        "tiles found the fixture's boxes"
+    );
     assert_eq!(detections, &json_lines(&four)[0]["detections"]);
 }
 
@@ -191,10 +238,20 @@ fn bad_files_fail_alone_with_the_reason() {
         .arg("detect")
         .args([&good, &garbage, &empty, &missing]));
     assert!(!output.status.success(), "a failed file fails the run");
-    assert_eq!(json_lines(&output).len(), 1, "the good file is still answered");
+    assert_eq!(
+        json_lines(&output).len(),
+        1,
+        "the good file is still answered"
+    );
     let message = stderr(&output);
-    assert!(message.contains("random.jpg: unsupported or unrecognised image format"), "{message}");
-    assert!(message.contains("empty.png: the file is empty"), "{message}");
+    assert!(
+        message.contains("random.jpg: unsupported or unrecognised image format"),
+        "{message}"
+    );
+    assert!(
+        message.contains("empty.png: the file is empty"),
+        "{message}"
+    );
     assert!(message.contains("missing.png: cannot read"), "{message}");
     assert!(!message.contains("panicked"), "{message}");
 }

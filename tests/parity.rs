@@ -54,10 +54,17 @@ fn iou(a: &Value, b: &Value) -> f64 {
 
 #[test]
 fn rust_and_the_python_reference_agree_on_real_photos() {
-    let photos: Vec<PathBuf> = PHOTOS.iter().map(|p| assets().join("photos").join(p)).collect();
+    let photos: Vec<PathBuf> = PHOTOS
+        .iter()
+        .map(|p| assets().join("photos").join(p))
+        .collect();
     let dir = scratch("parity");
     let config = config_file(&dir, &assets().join("models"), "azaion.onnx", "");
-    let rust = run(binary().arg("--config").arg(config).arg("detect").args(&photos));
+    let rust = run(binary()
+        .arg("--config")
+        .arg(config)
+        .arg("detect")
+        .args(&photos));
     assert!(rust.status.success(), "{}", stderr(&rust));
     let reference = run(Command::new(python())
         .arg(repo().join("scripts/reference.py"))
@@ -68,7 +75,11 @@ fn rust_and_the_python_reference_agree_on_real_photos() {
         .arg("--threads")
         .arg("2")
         .args(&photos));
-    assert!(reference.status.success(), "reference: {}", stderr(&reference));
+    assert!(
+        reference.status.success(),
+        "reference: {}",
+        stderr(&reference)
+    );
 
     let rust = by_file(json_lines(&rust));
     let reference = by_file(json_lines(&reference));
@@ -76,7 +87,11 @@ fn rust_and_the_python_reference_agree_on_real_photos() {
     let mut people = 0;
     for ((file, ours), (ref_file, theirs)) in rust.iter().zip(&reference) {
         assert_eq!(file, ref_file);
-        assert_eq!(ours.len(), theirs.len(), "{file}: ours {ours:?}\nreference {theirs:?}");
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{file}: ours {ours:?}\nreference {theirs:?}"
+        );
         let mut unmatched: Vec<&Value> = theirs.iter().collect();
         for detection in ours {
             let best = unmatched
@@ -87,7 +102,10 @@ fn rust_and_the_python_reference_agree_on_real_photos() {
                 .map(|(i, _)| i)
                 .unwrap_or_else(|| panic!("{file}: no reference box of the class of {detection}"));
             let matched = unmatched.remove(best);
-            assert!(iou(detection, matched) >= 0.95, "{file}: {detection} vs {matched}");
+            assert!(
+                iou(detection, matched) >= 0.95,
+                "{file}: {detection} vs {matched}"
+            );
             let delta = (detection["confidence"].as_f64().unwrap()
                 - matched["confidence"].as_f64().unwrap())
             .abs();

@@ -12,7 +12,9 @@ use common::*;
 
 #[test]
 fn print_config_shows_the_effective_configuration() {
-    let output = run(binary().arg("--print-config").env("LOADER_URL", "http://loader:1"));
+    let output = run(binary()
+        .arg("--print-config")
+        .env("LOADER_URL", "http://loader:1"));
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("kind = \"loader\""), "{text}");
@@ -28,7 +30,10 @@ fn an_unknown_key_stops_with_exit_code_2_naming_key_and_file() {
     let output = run(binary().arg("--config").arg(&file).arg("--print-config"));
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
-    assert!(message.contains("port") && message.contains("bad.toml"), "{message}");
+    assert!(
+        message.contains("port") && message.contains("bad.toml"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -37,7 +42,11 @@ fn a_bad_environment_value_stops_with_exit_code_2_naming_the_variable() {
         .arg("--print-config")
         .env("DETECTIONS_SERVER__SHUTDOWN_GRACE_SECS", "soon"));
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("DETECTIONS_SERVER__SHUTDOWN_GRACE_SECS"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("DETECTIONS_SERVER__SHUTDOWN_GRACE_SECS"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 fn with_classes(tag: &str, classes: Option<&str>) -> std::process::Output {
@@ -56,7 +65,11 @@ fn with_classes(tag: &str, classes: Option<&str>) -> std::process::Output {
 fn classes_json_problems_name_the_file_and_the_entry() {
     let missing = with_classes("classes-missing", None);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("classes.json"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("classes.json"),
+        "{}",
+        stderr(&missing)
+    );
 
     let bad_json = with_classes("classes-json", Some("[{\"Id\": 0,"));
     assert_eq!(bad_json.status.code(), Some(2));
@@ -64,11 +77,16 @@ fn classes_json_problems_name_the_file_and_the_entry() {
 
     let duplicate = with_classes(
         "classes-dup",
-        Some(r##"[{"Id":0,"Name":"A","Color":"#000000","MaxSizeM":1},{"Id":0,"Name":"B","Color":"#000000","MaxSizeM":1}]"##),
+        Some(
+            r##"[{"Id":0,"Name":"A","Color":"#000000","MaxSizeM":1},{"Id":0,"Name":"B","Color":"#000000","MaxSizeM":1}]"##,
+        ),
     );
     assert_eq!(duplicate.status.code(), Some(2));
     let message = stderr(&duplicate);
-    assert!(message.contains("entry 1") && message.to_lowercase().contains("duplicate"), "{message}");
+    assert!(
+        message.contains("entry 1") && message.to_lowercase().contains("duplicate"),
+        "{message}"
+    );
 
     let colour = with_classes(
         "classes-colour",
@@ -80,7 +98,12 @@ fn classes_json_problems_name_the_file_and_the_entry() {
 
 /// Starts `serve` on an ephemeral port and returns the child and its address.
 fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
-    let config = config_file(dir, &assets().join("models"), "azaion.onnx", "[server]\nbind = \"127.0.0.1:0\"\n");
+    let config = config_file(
+        dir,
+        &assets().join("models"),
+        "azaion.onnx",
+        "[server]\nbind = \"127.0.0.1:0\"\n",
+    );
     let mut child = binary()
         .arg("--config")
         .arg(config)
@@ -93,7 +116,11 @@ fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         if let Some(at) = line.find("address=") {
-            let address = line[at + 8..].split_whitespace().next().unwrap().to_string();
+            let address = line[at + 8..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
             // Keep draining so the child never blocks on a full pipe.
             std::thread::spawn(move || lines.for_each(drop));
             return (child, address);
@@ -105,12 +132,22 @@ fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
 
 fn get(address: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (status, body)
 }
 

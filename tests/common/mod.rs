@@ -58,8 +58,14 @@ pub fn binary() -> Command {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
         if key.starts_with("DETECTIONS_")
-            || ["LOADER_URL", "ANNOTATIONS_URL", "VIDEOS_DIR", "IMAGES_DIR", "LOG_FORMAT"]
-                .contains(&key.as_str())
+            || [
+                "LOADER_URL",
+                "ANNOTATIONS_URL",
+                "VIDEOS_DIR",
+                "IMAGES_DIR",
+                "LOG_FORMAT",
+            ]
+            .contains(&key.as_str())
         {
             command.env_remove(key);
         }

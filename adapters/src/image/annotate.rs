@@ -34,7 +34,12 @@ impl FrameAnnotator for JpegAnnotator {
             JPEG_QUALITY,
         );
         encoder
-            .encode(&canvas.pixels, width, height, image::ExtendedColorType::Rgb8)
+            .encode(
+                &canvas.pixels,
+                width,
+                height,
+                image::ExtendedColorType::Rgb8,
+            )
             .map_err(|e| e.to_string())
     }
 }
