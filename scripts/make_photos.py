@@ -12,6 +12,13 @@ photos that ``cargo xtask fetch`` extracted into ``<assets>/photos``:
                            tiled 4.5 x 3 to 5472x3648, JPEG q90, for the tiling
                            benchmark.
 
+* ``bus.png``, ``zidane.png``, ``zidane_4480.png``: the same pixels as the
+                           JPEGs above as Pillow decodes them, stored losslessly.
+                           The parity test feeds these to both pipelines: JPEG
+                           decoders differ (zune-jpeg vs libjpeg-turbo: up to 4
+                           levels on ~8% of values), which is decoder noise, not
+                           a pipeline difference.
+
 Prints one line per file written (name, size, bytes).
 """
 
@@ -29,6 +36,13 @@ GREY = (114, 114, 114)
 def save(img: Image.Image, path: Path, quality: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     img.save(tmp, format="JPEG", quality=quality, optimize=False, progressive=False)
+    tmp.replace(path)
+    print(f"make_photos: {path.name} {img.width}x{img.height} {path.stat().st_size} bytes")
+
+
+def save_png(img: Image.Image, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    img.save(tmp, format="PNG", compress_level=1)
     tmp.replace(path)
     print(f"make_photos: {path.name} {img.width}x{img.height} {path.stat().st_size} bytes")
 
@@ -60,6 +74,10 @@ def main() -> int:
         for x in range(0, 5472, 1216):
             mosaic.paste(tile, (x, y))  # the last column is cut at the edge (half a tile)
     save(mosaic, photos / "big_5472x3648.jpg", 90)
+
+    for name in ("bus.jpg", "zidane.jpg", "zidane_4480.jpg"):
+        decoded = Image.open(photos / name).convert("RGB")
+        save_png(decoded, photos / name.replace(".jpg", ".png"))
     return 0
 
 
