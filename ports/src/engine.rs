@@ -193,3 +193,52 @@ pub trait InferenceEngine: Send + Sync {
 pub trait EngineFactory: Send + Sync {
     fn build(&self, model: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size() -> Size {
+        Size::new(4, 2).unwrap()
+    }
+
+    #[test]
+    fn slots_are_disjoint_items_of_the_nchw_buffer() {
+        let mut tensor = InputTensor::new(ElementType::F32, size(), 3);
+        assert_eq!(tensor.capacity(), 3);
+        assert_eq!(tensor.shape(), [3, 3, 2, 4]);
+        for index in 0..3 {
+            match tensor.slot(index).unwrap() {
+                TensorSlot::F32(values) => {
+                    assert_eq!(values.len(), 3 * 2 * 4);
+                    values.fill(index as f32);
+                }
+                TensorSlot::F16(_) => panic!("an f32 tensor"),
+            }
+        }
+        assert!(tensor.slot(3).is_none());
+        let data = tensor.as_f32().unwrap();
+        assert_eq!(data[0], 0.0);
+        assert_eq!(data[24], 1.0);
+        assert_eq!(data[71], 2.0);
+    }
+
+    #[test]
+    fn the_batch_limits_what_the_engine_reads() {
+        let mut tensor = InputTensor::new(ElementType::F16, size(), 4);
+        tensor.set_batch(2);
+        assert_eq!(tensor.shape()[0], 2);
+        assert_eq!(tensor.as_f16().unwrap().len(), 2 * 24);
+        assert!(tensor.as_f32().is_none());
+        tensor.set_batch(0);
+        assert_eq!(tensor.batch(), 1, "clamped to at least one");
+        tensor.set_batch(9);
+        assert_eq!(tensor.batch(), 4, "clamped to the capacity");
+    }
+
+    #[test]
+    fn batch_size_caps() {
+        assert_eq!(BatchSize::Fixed(0).max(), 1);
+        assert_eq!(BatchSize::Dynamic { max: 8 }.max(), 8);
+    }
+}
