@@ -255,3 +255,32 @@ fn bad_files_fail_alone_with_the_reason() {
     assert!(message.contains("missing.png: cannot read"), "{message}");
     assert!(!message.contains("panicked"), "{message}");
 }
+
+#[test]
+fn annotate_writes_each_image_with_its_boxes_drawn() {
+    let dir = scratch("annotate");
+    let image = grey_png(&dir, 640, 640);
+    let out = dir.join("annotated");
+    let output = detect(
+        "v8_static_640.onnx",
+        &image,
+        &["--annotate", out.to_str().unwrap()],
+        "annotate-run",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let written = image::open(out.join("grey_640x640.annotated.jpg"))
+        .expect("the annotated image is written")
+        .to_rgb8();
+    assert_eq!(written.dimensions(), (640, 640));
+    // The strongest fixture box (class Normal, #2ecc71) starts at (100, 100): its
+    // left edge is drawn in the class colour over the grey.
+    let edge = written.get_pixel(100, 250);
+    assert!(
+        edge[1] > 150 && edge[0] < 120,
+        "box edge in the class colour: {edge:?}"
+    );
+    assert!(
+        written.get_pixel(300, 600)[0].abs_diff(90) <= 3,
+        "background untouched"
+    );
+}
