@@ -402,6 +402,8 @@ fn describe(error: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// Jail's closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

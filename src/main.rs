@@ -122,7 +122,7 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
     );
     let detector = Arc::new(FrameDetector::new(
         Arc::new(ImageCodec::default()),
-        Arc::new(LetterboxPreprocessor::default()),
+        Arc::new(LetterboxPreprocessor::new()),
         classes,
         config.engine.nms_iou(),
     ));
@@ -194,7 +194,7 @@ async fn detect(args: DetectArgs, parts: Parts) -> ExitCode {
         Err(e) => return fail(e),
     };
     let annotate = args.annotate.as_deref().map(|dir| {
-        let writer: Arc<dyn ports::FrameAnnotator> = Arc::new(JpegAnnotator::default());
+        let writer: Arc<dyn ports::FrameAnnotator> = Arc::new(JpegAnnotator);
         (dir, writer)
     });
     let failed = detect_files::run(

@@ -127,6 +127,7 @@ fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the service did not report its address");
 }
 
@@ -159,6 +160,7 @@ fn serve_answers_health_at_once_without_starting_the_engine() {
     let (status, body) = get(&address, "/health");
     let elapsed = started.elapsed();
     let _ = child.kill();
+    let _ = child.wait();
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
