@@ -159,7 +159,8 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(%address, "listening");
-    match adapters::http::serve(listener, application, shutdown_signal()).await {
+    let max_body = usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX);
+    match adapters::http::serve(listener, application, max_body, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -96,66 +93,11 @@ fn classes_json_problems_name_the_file_and_the_entry() {
     assert!(stderr(&colour).contains("entry 0"), "{}", stderr(&colour));
 }
 
-/// Starts `serve` on an ephemeral port and returns the child and its address.
-fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
-    let config = config_file(
-        dir,
-        &assets().join("models"),
-        "azaion.onnx",
-        "[server]\nbind = \"127.0.0.1:0\"\n",
-    );
-    let mut child = binary()
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(at) = line.find("address=") {
-            let address = line[at + 8..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-            // Keep draining so the child never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, address);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the service did not report its address");
-}
-
-fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
-}
-
 #[test]
 fn serve_answers_health_at_once_without_starting_the_engine() {
     let dir = scratch("serve-health");
-    let (mut child, address) = serve(&dir);
+    let config = config_file(&dir, &assets().join("models"), "azaion.onnx", LOCAL_PORT_0);
+    let (mut child, address) = serve(&config);
     let started = Instant::now();
     let (status, body) = get(&address, "/health");
     let elapsed = started.elapsed();

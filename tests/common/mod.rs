@@ -1,8 +1,11 @@
 //! Shared helpers of the integration tests: assets, configuration files, the binary.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -87,4 +90,58 @@ pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
 
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Configuration lines that bind the service to an ephemeral loopback port.
+pub const LOCAL_PORT_0: &str = "[server]\nbind = \"127.0.0.1:0\"\n";
+
+/// Starts `serve` with `config` and returns the child and the address it reported.
+pub fn serve(config: &Path) -> (std::process::Child, String) {
+    let mut child = binary()
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(at) = line.find("address=") {
+            let address = line[at + 8..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            // Keep draining so the child never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, address);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the service did not report its address");
+}
+
+/// A plain HTTP/1.1 GET: status and body.
+pub fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
 }

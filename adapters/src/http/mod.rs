@@ -1,11 +1,14 @@
 //! Inbound HTTP adapter: the compatible API over the driving port.
 
+mod detect;
+mod error;
 mod health;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use ports::DetectionService;
 
 /// What every handler reaches: the driving port, nothing else.
@@ -14,10 +17,15 @@ pub struct AppState {
     pub service: Arc<dyn DetectionService>,
 }
 
-/// The router of the whole API.
-pub fn router(service: Arc<dyn DetectionService>) -> Router {
+/// The router of the whole API. `max_body_bytes` bounds uploads; a larger body is
+/// refused with 413 while it streams in.
+pub fn router(service: Arc<dyn DetectionService>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route(
+            "/detect",
+            post(detect::detect).layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
         .with_state(AppState { service })
 }
 
@@ -25,9 +33,10 @@ pub fn router(service: Arc<dyn DetectionService>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<dyn DetectionService>,
+    max_body_bytes: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service))
+    axum::serve(listener, router(service, max_body_bytes))
         .with_graceful_shutdown(shutdown)
         .await
 }

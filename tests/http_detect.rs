@@ -1,0 +1,199 @@
+//! `POST /detect` over real HTTP against the real binary (spec A1, A2): the lazy
+//! engine start seen through `/health`, detections as a JSON array, and every client
+//! mistake answered with a 4xx and a `{"detail": …}` body.
+
+mod common;
+
+use common::*;
+use reqwest::blocking::{Client, multipart};
+use serde_json::Value;
+
+struct Service {
+    child: std::process::Child,
+    base: String,
+    client: Client,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(tag: &str, extra: &str) -> Service {
+    let dir = scratch(tag);
+    let config = config_file(
+        &dir,
+        &assets().join("fixtures"),
+        "v8_static_640.onnx",
+        &format!("{LOCAL_PORT_0}{extra}"),
+    );
+    let (child, address) = serve(&config);
+    Service {
+        child,
+        base: format!("http://{address}"),
+        client: Client::new(),
+    }
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::RgbImage::from_pixel(w, h, image::Rgb([90, 90, 90]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    bytes
+}
+
+impl Service {
+    fn health(&self) -> Value {
+        self.client
+            .get(format!("{}/health", self.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn detect(&self, form: multipart::Form) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/detect", self.base))
+            .multipart(form)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+}
+
+fn file_form(bytes: Vec<u8>, name: &str) -> multipart::Form {
+    multipart::Form::new().part(
+        "file",
+        multipart::Part::bytes(bytes).file_name(name.to_string()),
+    )
+}
+
+#[test]
+fn the_first_detection_starts_the_engine_and_answers_an_array() {
+    let service = start("http-first", "");
+    assert_eq!(service.health()["aiAvailability"], "None");
+    let (status, body) = service.detect(file_form(png(640, 640), "grey.png"));
+    assert_eq!(status, 200, "{body}");
+    let detections = body.as_array().expect("a JSON array");
+    assert_eq!(detections.len(), 3, "{body}");
+    let first = &detections[0];
+    for key in [
+        "centerX",
+        "centerY",
+        "width",
+        "height",
+        "classNum",
+        "label",
+        "confidence",
+    ] {
+        assert!(first.get(key).is_some(), "{key} in {first}");
+    }
+    assert_eq!(first["label"], "Normal");
+    let health = service.health();
+    assert_eq!(health["aiAvailability"], "Enabled");
+    assert_eq!(health["engineType"], "onnx");
+}
+
+#[test]
+fn settings_in_the_config_part_apply() {
+    let service = start("http-config", "");
+    let form =
+        file_form(png(640, 640), "grey.png").text("config", r#"{"probabilityThreshold": 0.8}"#);
+    let (status, body) = service.detect(form);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body.as_array().unwrap().len(),
+        1,
+        "only the 0.875 box is above 0.8: {body}"
+    );
+}
+
+fn assert_detail(status: u16, body: &Value, want_status: u16, fragment: &str) {
+    assert_eq!(status, want_status, "{body}");
+    let detail = body["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a detail in {body}"));
+    assert!(
+        detail.contains(fragment),
+        "{detail:?} should mention {fragment:?}"
+    );
+}
+
+#[test]
+fn client_mistakes_are_400_with_a_reason() {
+    let service = start("http-mistakes", "");
+    let (s, b) = service.detect(multipart::Form::new().text("config", "{}"));
+    assert_detail(s, &b, 400, "file");
+    let (s, b) = service.detect(file_form(Vec::new(), "empty.png"));
+    assert_detail(s, &b, 400, "empty");
+    let (s, b) = service.detect(file_form(
+        b"\x13\x37 not an image at all".repeat(20),
+        "x.jpg",
+    ));
+    assert_detail(s, &b, 400, "image");
+    let (s, b) = service.detect(file_form(png(64, 64), "g.png").text("config", "{not json"));
+    assert_detail(s, &b, 400, "config");
+    let (s, b) = service.detect(
+        file_form(png(64, 64), "g.png").text("config", r#"{"probability_threshold": 1.5}"#),
+    );
+    assert_detail(s, &b, 400, "probability_threshold");
+    let (s, b) = service
+        .detect(file_form(png(64, 64), "g.png").text("config", r#"{"model_batch_size": "many"}"#));
+    assert_detail(s, &b, 400, "model_batch_size");
+}
+
+#[test]
+fn a_truncated_multipart_body_is_400() {
+    let service = start("http-truncated", "");
+    let body =
+        "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nabc";
+    let response = service
+        .client
+        .post(format!("{}/detect", service.base))
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let json: Value = response.json().unwrap();
+    assert_detail(status, &json, 400, "multipart");
+}
+
+#[test]
+fn a_body_over_the_limit_is_413() {
+    let service = start("http-limit", "max_body_bytes = 100000\n");
+    let (s, b) = service.detect(file_form(vec![7u8; 300_000], "big.png"));
+    assert_detail(s, &b, 413, "limit");
+    // The service is still there for the next client.
+    assert_eq!(service.health()["status"], "healthy");
+}
+
+#[test]
+fn a_model_that_cannot_start_is_503_with_the_state() {
+    let dir = scratch("http-nomodel");
+    let config = config_file(
+        &dir,
+        &dir.join("no-models-here"),
+        "absent.onnx",
+        LOCAL_PORT_0,
+    );
+    let (child, address) = serve(&config);
+    let service = Service {
+        child,
+        base: format!("http://{address}"),
+        client: Client::new(),
+    };
+    let (s, b) = service.detect(file_form(png(64, 64), "g.png"));
+    assert_detail(s, &b, 503, "Error");
+    assert!(b["detail"].as_str().unwrap().contains("absent.onnx"), "{b}");
+    assert_eq!(service.health()["aiAvailability"], "Error");
+}
