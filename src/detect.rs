@@ -58,6 +58,10 @@ impl FrameDetector {
         &self.classes
     }
 
+    pub fn classes_shared(&self) -> Arc<ClassTable> {
+        Arc::clone(&self.classes)
+    }
+
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbFrame, DecodeError> {
         if bytes.is_empty() {
             return Err(DecodeError::Empty);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use domain::classes::ClassTable;
 use domain::settings::RecognitionSettings;
 use ports::{DetectError, DetectRequest, DetectionDto, DetectionService, Health};
 use tokio::sync::Semaphore;
@@ -75,6 +76,10 @@ impl DetectionService for Application {
             availability: status.availability,
             engine_type: status.engine_type,
         }
+    }
+
+    fn classes(&self) -> Arc<ClassTable> {
+        self.detector.classes_shared()
     }
 
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError> {

@@ -104,6 +104,33 @@ fn the_first_detection_starts_the_engine_and_answers_an_array() {
 }
 
 #[test]
+fn ready_follows_the_engine_and_classes_lists_classes_json() {
+    let service = start("http-ready", "");
+    let ready = |s: &Service| {
+        s.client
+            .get(format!("{}/ready", s.base))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready(&service), 503, "no engine before the first detection");
+    assert_eq!(service.detect(file_form(png(64, 64), "g.png")).0, 200);
+    assert_eq!(ready(&service), 200);
+    let classes: Value = service
+        .client
+        .get(format!("{}/classes", service.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(classes[0]["Id"], 0);
+    assert_eq!(classes[0]["Name"], "Normal");
+    assert_eq!(classes[1]["Name"], "Fall");
+    assert_eq!(classes[1]["Color"], "#e74c3c");
+}
+
+#[test]
 fn settings_in_the_config_part_apply() {
     let service = start("http-config", "");
     let form =
@@ -169,10 +196,42 @@ fn a_truncated_multipart_body_is_400() {
 }
 
 #[test]
-fn a_body_over_the_limit_is_413() {
+fn a_body_over_the_limit_is_413_while_it_streams() {
+    use std::io::{Read, Write};
     let service = start("http-limit", "max_body_bytes = 100000\n");
-    let (s, b) = service.detect(file_form(vec![7u8; 300_000], "big.png"));
-    assert_detail(s, &b, 413, "limit");
+    let address = service.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let size = 5_000_000;
+    write!(
+        stream,
+        "POST /detect HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {size}\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\r\n"
+    )
+    .unwrap();
+    // Read while writing: the answer comes long before the body would end.
+    let mut reader = stream.try_clone().unwrap();
+    let answer = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buffer[..n]);
+            if received.windows(4).any(|w| w == b"\r\n\r\n") && received.ends_with(b"}") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&received).into_owned()
+    });
+    let chunk = vec![7u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < size && stream.write_all(&chunk).is_ok() {
+        sent += chunk.len();
+    }
+    let answer = answer.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"detail\""), "{answer}");
+    assert!(sent < size, "refused before the whole body was sent");
     // The service is still there for the next client.
     assert_eq!(service.health()["status"], "healthy");
 }

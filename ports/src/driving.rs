@@ -56,5 +56,7 @@ pub enum DetectError {
 #[async_trait]
 pub trait DetectionService: Send + Sync {
     fn health(&self) -> Health;
+    /// classes.json as loaded (for `GET /classes`).
+    fn classes(&self) -> std::sync::Arc<domain::classes::ClassTable>;
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError>;
 }

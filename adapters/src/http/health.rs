@@ -1,7 +1,10 @@
-//! `GET /health` (spec A1): always 200, at once, never waits on the engine.
+//! `GET /health` (spec A1): always 200, at once, never waits on the engine; `GET /ready`
+//! (spec B): 200 only while the engine is usable; `GET /classes`.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Serialize;
 
 use super::AppState;
@@ -23,4 +26,21 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthBody> {
         error_message: health.availability.reason().map(str::to_string),
         engine_type: health.engine_type,
     })
+}
+
+/// 200 when detections can run (Enabled or Warning), else 503; the body is `/health`'s.
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let usable = state.service.health().availability.is_usable();
+    let status = if usable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, health(State(state)).await)
+}
+
+/// classes.json as the service loaded it.
+pub async fn classes(State(state): State<AppState>) -> impl IntoResponse {
+    let classes = state.service.classes();
+    Json(classes.as_ref().clone())
 }

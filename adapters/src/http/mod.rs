@@ -22,6 +22,8 @@ pub struct AppState {
 pub fn router(service: Arc<dyn DetectionService>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/classes", get(health::classes))
         .route(
             "/detect",
             post(detect::detect).layer(DefaultBodyLimit::max(max_body_bytes)),
