@@ -111,3 +111,31 @@ fn serve_answers_health_at_once_without_starting_the_engine() {
     );
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = scratch("json-logs");
+    let image = dir.join("g.png");
+    image::RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3]))
+        .save(&image)
+        .unwrap();
+    let config = config_file(&dir, &assets().join("fixtures"), "v8_static_640.onnx", "");
+    let output = run(binary()
+        .arg("--config")
+        .arg(config)
+        .env("LOG_FORMAT", "json")
+        .arg("detect")
+        .arg(&image));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let logs = stderr(&output);
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "engine enabled"),
+        "{logs}"
+    );
+}
