@@ -25,7 +25,7 @@ const PHOTOS: [&str; 5] = [
 ];
 
 fn python() -> PathBuf {
-    std::env::var_os("DETECTIONS_PYTHON")
+    std::env::var_os("REFERENCE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".cache/venv/bin/python"))
 }

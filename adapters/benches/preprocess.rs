@@ -2,7 +2,7 @@
 //! tensor (one thread), and one inference of the real model.
 //!
 //! `cargo bench -p adapters --bench preprocess` (assets from `cargo xtask fetch`, or
-//! `DETECTIONS_ASSETS`).
+//! `TEST_ASSETS_DIR`).
 
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ use domain::geometry::{Letterbox, Size};
 use ports::{ElementType, FrameCodec, InferenceEngine, InputTensor, ModelArtifact, RgbFrame};
 
 fn asset(relative: &str) -> PathBuf {
-    let root = std::env::var_os("DETECTIONS_ASSETS")
+    let root = std::env::var_os("TEST_ASSETS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets"));
     let path = root.join(relative);

@@ -13,7 +13,7 @@ pub fn repo() -> PathBuf {
 
 /// The fetched assets (`cargo xtask fetch`); a missing folder fails loudly.
 pub fn assets() -> PathBuf {
-    let dir = std::env::var_os("DETECTIONS_ASSETS")
+    let dir = std::env::var_os("TEST_ASSETS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("assets"));
     assert!(

@@ -86,8 +86,8 @@ fn cargo() -> Command {
 fn export_env(cmd: &mut Command, root: &Path) {
     let assets = root.join("assets");
     cmd.current_dir(root)
-        .env("DETECTIONS_ASSETS", &assets)
-        .env("DETECTIONS_PYTHON", fetch::venv_python(root));
+        .env("TEST_ASSETS_DIR", &assets)
+        .env("REFERENCE_PYTHON", fetch::venv_python(root));
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         cmd.env("ORT_DYLIB_PATH", fetch::ort_library(root));
     }

@@ -1,11 +1,11 @@
-//! Test assets: `$DETECTIONS_ASSETS`, default `<workspace>/assets` (`cargo xtask fetch`
+//! Test assets: `$TEST_ASSETS_DIR`, default `<workspace>/assets` (`cargo xtask fetch`
 //! fills it). A missing asset fails the test, loudly: it is never skipped.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
 pub fn assets() -> PathBuf {
-    std::env::var_os("DETECTIONS_ASSETS")
+    std::env::var_os("TEST_ASSETS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets"))
 }
@@ -15,7 +15,7 @@ pub fn asset(relative: &str) -> PathBuf {
     let path = assets().join(relative);
     assert!(
         path.is_file(),
-        "test asset {} is missing: run `cargo xtask fetch` (or point DETECTIONS_ASSETS at the assets folder)",
+        "test asset {} is missing: run `cargo xtask fetch` (or point TEST_ASSETS_DIR at the assets folder)",
         path.display()
     );
     path
