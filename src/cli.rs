@@ -27,6 +27,10 @@ pub enum Command {
     Serve,
     /// Detect objects in image files without the server; one JSON line per file.
     Detect(DetectArgs),
+    /// Time decode, preprocess, engine and the whole pipeline per file; one JSON line
+    /// per file, the keys of `scripts/reference.py --bench`.
+    #[command(hide = true)]
+    BenchFrames(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,4 +50,17 @@ pub struct DetectArgs {
     /// Recognition settings as a JSON object (spec A6 keys); flags above win.
     #[arg(long, value_name = "JSON")]
     pub settings: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Image files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Timed runs per stage, after one warm-up run.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// ONNX Runtime intra-op threads (overrides `[engine] intra_threads`).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }

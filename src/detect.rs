@@ -79,12 +79,7 @@ impl FrameDetector {
     ) -> Result<Vec<Detection>, FrameError> {
         let spec = engine.spec();
         let plan = plan_views(frame.size(), spec.input_size, settings);
-        let per_call = match spec.batch {
-            BatchSize::Fixed(n) => n.max(1),
-            BatchSize::Dynamic { max } => {
-                (settings.model_batch_size() as usize).clamp(1, max.max(1))
-            }
-        };
+        let per_call = per_call(spec, settings);
         let mut tensor = self.take_tensor(spec, per_call);
         let outcome = self.run_views(engine, frame, &plan, &mut tensor, per_call, settings);
         self.return_tensor(tensor);
@@ -134,6 +129,39 @@ impl FrameDetector {
         Ok(per_view)
     }
 
+    /// Only the preprocessing of [`Self::detect_frame`]: every view letterboxed into
+    /// `tensors`, one tensor per engine call (reused between calls). Returns the number
+    /// of views. For benchmarks, which time the engine on the filled tensors apart.
+    pub fn preprocess_frame(
+        &self,
+        spec: &ModelSpec,
+        frame: &RgbFrame,
+        settings: &RecognitionSettings,
+        tensors: &mut Vec<InputTensor>,
+    ) -> Result<usize, FrameError> {
+        let plan = plan_views(frame.size(), spec.input_size, settings);
+        let per_call = per_call(spec, settings);
+        let chunks = plan.views().chunks(per_call);
+        tensors.truncate(chunks.len());
+        for (call, chunk) in chunks.enumerate() {
+            if tensors.len() <= call {
+                tensors.push(InputTensor::new(spec.element, spec.input_size, per_call));
+            }
+            let tensor = &mut tensors[call];
+            tensor.set_batch(per_call);
+            for (index, view) in chunk.iter().enumerate() {
+                let slot = tensor
+                    .slot(index)
+                    .ok_or_else(|| PreprocessError(format!("no batch slot {index}")))?;
+                self.preprocessor.fill(frame, view, slot)?;
+            }
+            if let BatchSize::Dynamic { .. } = spec.batch {
+                tensor.set_batch(chunk.len());
+            }
+        }
+        Ok(plan.views().len())
+    }
+
     fn take_tensor(&self, spec: &ModelSpec, capacity: usize) -> InputTensor {
         let mut pool = self.tensors.lock().unwrap_or_else(|p| p.into_inner());
         let reusable = pool.iter().position(|t| {
@@ -173,6 +201,14 @@ impl FrameDetector {
                 })
             })
             .collect()
+    }
+}
+
+/// Views per engine call: what both the settings and the engine allow.
+fn per_call(spec: &ModelSpec, settings: &RecognitionSettings) -> usize {
+    match spec.batch {
+        BatchSize::Fixed(n) => n.max(1),
+        BatchSize::Dynamic { max } => (settings.model_batch_size() as usize).clamp(1, max.max(1)),
     }
 }
 

@@ -4,10 +4,12 @@
 //! - [`detect`]: "detect frames", preprocess → infer → decode → filter.
 //! - [`service`]: the driving port's implementation the HTTP adapter calls.
 //! - [`detect_files`]: the `detections detect` command.
+//! - [`bench`]: the `detections bench-frames` command (stage timings).
 //! - [`config`], [`logging`], [`cli`]: the process around them.
 //!
 //! Concrete adapters are named only in `main.rs`.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod detect;

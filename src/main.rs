@@ -10,12 +10,12 @@ use adapters::image::{ImageCodec, JpegAnnotator, LetterboxPreprocessor};
 use adapters::model_source::loader::{LoaderConfig, LoaderModelSource};
 use adapters::model_source::local::LocalModelSource;
 use clap::Parser;
-use detections::cli::{Cli, Command, DetectArgs};
+use detections::cli::{BenchArgs, Cli, Command, DetectArgs};
 use detections::config::{Config, EngineConfig, LayoutChoice, ModelSourceConfig};
 use detections::detect::FrameDetector;
 use detections::engine::{EngineManager, EngineOptions};
 use detections::service::{Admission, Application};
-use detections::{detect_files, logging};
+use detections::{bench, detect_files, logging};
 use domain::classes::ClassTable;
 use domain::settings::{RecognitionSettings, SettingsPatch};
 use ports::{EngineFactory, ModelSource};
@@ -25,10 +25,18 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => return fail(e),
     };
+    if let Some(Command::BenchFrames(BenchArgs {
+        threads: Some(threads),
+        ..
+    })) = &cli.command
+    {
+        let EngineConfig::Onnx { intra_threads, .. } = &mut config.engine;
+        *intra_threads = *threads;
+    }
     if cli.print_config {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
@@ -55,6 +63,10 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config, parts)),
         Command::Detect(args) => runtime.block_on(detect(args, parts)),
+        Command::BenchFrames(args) => {
+            let EngineConfig::Onnx { intra_threads, .. } = &config.engine;
+            runtime.block_on(bench_frames(args, *intra_threads, parts))
+        }
     }
 }
 
@@ -205,6 +217,24 @@ async fn detect(args: DetectArgs, parts: Parts) -> ExitCode {
         &parts.detector,
         annotate,
         // Unlocked handles: a held stderr lock would block the runtime's log lines.
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )
+    .await;
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn bench_frames(args: BenchArgs, threads: usize, parts: Parts) -> ExitCode {
+    let failed = bench::run(
+        &args.files,
+        args.runs,
+        threads,
+        &parts.engines,
+        &parts.detector,
         &mut std::io::stdout(),
         &mut std::io::stderr(),
     )

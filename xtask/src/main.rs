@@ -4,7 +4,10 @@
 //!   venv, fixtures and derived photos (idempotent).
 //! * `cargo xtask test` — fetch, then fmt / clippy / test with the assets exported.
 //! * `cargo xtask run [args…]` — fetch the runtime, then `cargo run --release -- serve args…`.
+//! * `cargo xtask bench [--runs N] [--threads T]` — Rust vs the Python reference, side
+//!   by side, into `docs/performance.md`.
 
+mod bench;
 mod fetch;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +23,9 @@ commands:
                           venv and generate fixtures/photos (idempotent)
   test                    fetch, then cargo fmt --check, clippy -D warnings, cargo test
   run [args...]           fetch --runtime-only, then cargo run --release -- serve [args...]
+  bench [--runs N] [--threads T]
+                          release build, then Rust bench-frames and reference.py --bench
+                          side by side (default 5 runs, 2 threads) -> docs/performance.md
 ";
 
 fn main() -> ExitCode {
@@ -57,6 +63,11 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some("run") => run(&root, &rest),
+        Some("bench") => {
+            let options = bench::parse(&rest)?;
+            bench::bench(&root, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
