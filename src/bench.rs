@@ -154,13 +154,7 @@ pub async fn run(
     let engine = match engines.ensure().await {
         Ok(engine) => engine,
         Err(unavailable) => {
-            let availability = unavailable.status.availability;
-            let _ = writeln!(
-                err,
-                "engine not available: {} {}",
-                availability.name(),
-                availability.reason().unwrap_or_default()
-            );
+            let _ = writeln!(err, "{unavailable}");
             return files.len();
         }
     };

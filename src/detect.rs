@@ -106,15 +106,7 @@ impl FrameDetector {
         let threshold = settings.probability_threshold();
         let mut per_view = Vec::with_capacity(plan.views().len());
         for chunk in plan.views().chunks(per_call) {
-            for (index, view) in chunk.iter().enumerate() {
-                let slot = tensor
-                    .slot(index)
-                    .ok_or_else(|| PreprocessError(format!("no batch slot {index}")))?;
-                self.preprocessor.fill(frame, view, slot)?;
-            }
-            if let BatchSize::Dynamic { .. } = spec.batch {
-                tensor.set_batch(chunk.len());
-            }
+            self.fill_chunk(spec, frame, chunk, tensor)?;
             let output = engine.infer(tensor)?;
             for index in 0..chunk.len() {
                 per_view.push(decode_candidates(
@@ -149,17 +141,30 @@ impl FrameDetector {
             }
             let tensor = &mut tensors[call];
             tensor.set_batch(per_call);
-            for (index, view) in chunk.iter().enumerate() {
-                let slot = tensor
-                    .slot(index)
-                    .ok_or_else(|| PreprocessError(format!("no batch slot {index}")))?;
-                self.preprocessor.fill(frame, view, slot)?;
-            }
-            if let BatchSize::Dynamic { .. } = spec.batch {
-                tensor.set_batch(chunk.len());
-            }
+            self.fill_chunk(spec, frame, chunk, tensor)?;
         }
         Ok(plan.views().len())
+    }
+
+    /// Letterboxes one engine call's views into `tensor`; a dynamic batch then carries
+    /// exactly that many items, a fixed one keeps its size.
+    fn fill_chunk(
+        &self,
+        spec: &ModelSpec,
+        frame: &RgbFrame,
+        chunk: &[domain::tiling::View],
+        tensor: &mut InputTensor,
+    ) -> Result<(), FrameError> {
+        for (index, view) in chunk.iter().enumerate() {
+            let slot = tensor
+                .slot(index)
+                .ok_or_else(|| PreprocessError(format!("no batch slot {index}")))?;
+            self.preprocessor.fill(frame, view, slot)?;
+        }
+        if let BatchSize::Dynamic { .. } = spec.batch {
+            tensor.set_batch(chunk.len());
+        }
+        Ok(())
     }
 
     fn take_tensor(&self, spec: &ModelSpec, capacity: usize) -> InputTensor {

@@ -18,7 +18,11 @@ pub struct EngineStatus {
 
 /// Why no engine could be handed out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("engine not available: {}", status.availability.name())]
+#[error(
+    "engine not available: {}{}",
+    status.availability.name(),
+    status.availability.reason().map(|r| format!(" ({r})")).unwrap_or_default()
+)]
 pub struct EngineUnavailable {
     pub status: EngineStatus,
 }

@@ -221,11 +221,7 @@ async fn detect(args: DetectArgs, parts: Parts) -> ExitCode {
         &mut std::io::stderr(),
     )
     .await;
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    exit_for(failed)
 }
 
 async fn bench_frames(args: BenchArgs, threads: usize, parts: Parts) -> ExitCode {
@@ -239,6 +235,11 @@ async fn bench_frames(args: BenchArgs, threads: usize, parts: Parts) -> ExitCode
         &mut std::io::stderr(),
     )
     .await;
+    exit_for(failed)
+}
+
+/// Non-zero when any file failed.
+fn exit_for(failed: usize) -> ExitCode {
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
