@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use domain::availability::{Availability, Reason};
 use domain::classes::ClassTable;
 use ports::{BatchSize, EngineFactory, InferenceEngine, InputTensor, ModelSource};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// The engine's state as `/health` shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +44,8 @@ pub struct EngineManager {
     classes: Arc<ClassTable>,
     options: EngineOptions,
     status: watch::Sender<EngineStatus>,
+    /// Every transition, in order (a `watch` coalesces; SSE and tests need each one).
+    transitions: broadcast::Sender<EngineStatus>,
     engine: RwLock<Option<Arc<dyn InferenceEngine>>>,
     attempt: Mutex<Attempt>,
 }
@@ -71,6 +73,7 @@ impl EngineManager {
             classes,
             options,
             status,
+            transitions: broadcast::channel(64).0,
             engine: RwLock::new(None),
             attempt: Mutex::new(Attempt::default()),
         })
@@ -80,9 +83,14 @@ impl EngineManager {
         self.status.borrow().clone()
     }
 
-    /// Every change of status, for `/health` streams, SSE and metrics.
-    pub fn subscribe(&self) -> watch::Receiver<EngineStatus> {
+    /// The latest status, for waiters that only care where it settles.
+    pub fn watch(&self) -> watch::Receiver<EngineStatus> {
         self.status.subscribe()
+    }
+
+    /// Every transition from now on, none skipped (SSE `availability` events, metrics).
+    pub fn transitions(&self) -> broadcast::Receiver<EngineStatus> {
+        self.transitions.subscribe()
     }
 
     /// The engine if one is loaded, without starting anything.
@@ -185,6 +193,9 @@ impl EngineManager {
                 Ok(state) => {
                     status.availability = state;
                     moved = true;
+                    // Sent under the watch's lock, so transitions keep their order.
+                    // No receiver is fine: nobody listens yet.
+                    let _ = self.transitions.send(status.clone());
                 }
                 Err(illegal) => tracing::error!(%illegal, "refused availability change"),
             }

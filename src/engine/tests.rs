@@ -100,15 +100,11 @@ fn record(manager: &Arc<EngineManager>) -> Arc<std::sync::Mutex<Vec<&'static str
     let seen = Arc::new(std::sync::Mutex::new(vec![
         manager.status().availability.name(),
     ]));
-    let mut changes = manager.subscribe();
+    let mut changes = manager.transitions();
     let sink = Arc::clone(&seen);
     tokio::spawn(async move {
-        while changes.changed().await.is_ok() {
-            let name = changes.borrow_and_update().availability.name();
-            let mut seen = sink.lock().unwrap();
-            if seen.last() != Some(&name) {
-                seen.push(name);
-            }
+        while let Ok(status) = changes.recv().await {
+            sink.lock().unwrap().push(status.availability.name());
         }
     });
     seen
