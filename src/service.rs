@@ -6,8 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use domain::classes::ClassTable;
+use domain::media::MediaId;
 use domain::settings::RecognitionSettings;
-use ports::{DetectError, DetectRequest, DetectionDto, DetectionService, Health};
+use ports::{
+    DetectError, DetectRequest, DetectionDto, DetectionService, EventSubscription, Health, JobView,
+    MediaJobRequest, SubscribeRequest,
+};
 use tokio::sync::Semaphore;
 
 use crate::detect::{FrameDetector, FrameError};
@@ -107,6 +111,34 @@ impl DetectionService for Application {
         .await
         .map_err(|e| DetectError::Internal(format!("detection aborted: {e}")))?
         .map_err(frame_error)
+    }
+
+    async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError> {
+        Err(DetectError::NotFound(format!(
+            "media {} cannot be processed yet",
+            request.media_id
+        )))
+    }
+
+    fn job(&self, _media_id: &MediaId) -> Option<JobView> {
+        None
+    }
+
+    fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError> {
+        Err(DetectError::NotFound(format!(
+            "no job for media {media_id}"
+        )))
+    }
+
+    fn subscribe(&self, _request: SubscribeRequest) -> EventSubscription {
+        struct Closed;
+        #[async_trait]
+        impl ports::EventReceiver for Closed {
+            async fn next(&mut self) -> Option<ports::StreamItem> {
+                None
+            }
+        }
+        EventSubscription::new(Closed)
     }
 }
 

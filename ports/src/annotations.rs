@@ -38,4 +38,10 @@ pub trait AnnotationSink: Send + Sync {
         annotation: &Annotation,
         authorization: Option<String>,
     ) -> Result<(), AnnotationError>;
+
+    /// Finishes or puts aside what is pending, within `grace` (shutdown). A sink that
+    /// sends synchronously has nothing to do.
+    async fn close(&self, grace: std::time::Duration) {
+        let _ = grace;
+    }
 }

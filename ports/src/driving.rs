@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use domain::auth::Credentials;
 use domain::availability::Availability;
+use domain::media::MediaId;
 use domain::settings::SettingsPatch;
 
-use crate::events::DetectionDto;
+use crate::events::{DetectionDto, EventSubscription, SubscribeRequest};
 
 /// What `/health` reports; answering it never waits on the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,27 @@ pub struct DetectRequest {
     pub file_name: Option<String>,
     /// Settings from the request, over the defaults.
     pub settings: SettingsPatch,
+    /// With a bearer token the media lifecycle of spec A8 runs as well.
+    pub credentials: Option<Credentials>,
+}
+
+/// `POST /detect/{media_id}`: a media the Annotations service knows, in the background.
+#[derive(Debug, Clone)]
+pub struct MediaJobRequest {
+    pub media_id: MediaId,
+    pub credentials: Credentials,
+    /// Overrides the user's stored settings.
+    pub settings: SettingsPatch,
+}
+
+/// A background job as `GET /detect/{media_id}` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    pub media_id: String,
+    /// `Queued`, `Running`, `Processed`, `Failed` or `Cancelled`.
+    pub status: &'static str,
+    pub percent: u8,
+    pub error: Option<String>,
 }
 
 /// Every way a detection can fail, as the client should learn it. The HTTP adapter maps
@@ -44,6 +67,18 @@ pub enum DetectError {
     /// Too much work queued (503 with Retry-After).
     #[error("too many detections in progress, retry in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },
+    /// The request lacks what it needs to act for the user (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// No such job or media (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A detection of the same media is already running (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A service this one depends on failed (502).
+    #[error("{0}")]
+    Upstream(String),
     /// The service is shutting down (503).
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -59,4 +94,12 @@ pub trait DetectionService: Send + Sync {
     /// classes.json as loaded (for `GET /classes`).
     fn classes(&self) -> std::sync::Arc<domain::classes::ClassTable>;
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError>;
+    /// Starts a background detection; answers once it is accepted.
+    async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError>;
+    /// The latest job of a media, if one is known.
+    fn job(&self, media_id: &MediaId) -> Option<JobView>;
+    /// Cancels a queued or running job; it stops at the next frame boundary.
+    fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError>;
+    /// The SSE stream (spec A7, B).
+    fn subscribe(&self, request: SubscribeRequest) -> EventSubscription;
 }

@@ -13,16 +13,21 @@ pub mod driving;
 pub mod engine;
 pub mod events;
 pub mod frame;
+pub mod media;
 pub mod model_source;
 
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
-pub use driving::{DetectError, DetectRequest, DetectionService, Health};
+pub use driving::{DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest};
 pub use engine::{
     BatchSize, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor, ModelSpec,
     RawOutput, TensorSlot,
 };
-pub use events::{DetectionDto, DetectionEvent, EventPublisher, MediaEventStatus};
+pub use events::{
+    DetectionDto, DetectionEvent, EventPublisher, EventReceiver, EventSubscription,
+    MediaEventStatus, Sequenced, StreamEvent, StreamItem, SubscribeRequest,
+};
 pub use frame::{
     DecodeError, DrawnBox, FrameAnnotator, FrameCodec, PreprocessError, Preprocessor, RgbFrame,
 };
+pub use media::{CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};

@@ -49,6 +49,7 @@ fn request(content: &'static [u8]) -> DetectRequest {
         content: Bytes::from_static(content),
         file_name: Some("x.jpg".into()),
         settings: SettingsPatch::default(),
+        credentials: None,
     }
 }
 

@@ -41,6 +41,7 @@ pub async fn detect(
             content,
             file_name,
             settings,
+            credentials: None,
         })
         .await?;
     Ok(Json(detections))

@@ -39,6 +39,10 @@ impl From<DetectError> for ApiError {
         let status = match &error {
             DetectError::BadInput(_) => StatusCode::BAD_REQUEST,
             DetectError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            DetectError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            DetectError::NotFound(_) => StatusCode::NOT_FOUND,
+            DetectError::Conflict(_) => StatusCode::CONFLICT,
+            DetectError::Upstream(_) => StatusCode::BAD_GATEWAY,
             DetectError::EngineUnavailable { .. }
             | DetectError::Busy { .. }
             | DetectError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +125,10 @@ mod tests {
             (StatusCode::SERVICE_UNAVAILABLE, Some("2".into()))
         );
         assert_eq!(status_of(DetectError::ShuttingDown).0, 503);
+        assert_eq!(status_of(DetectError::Unauthorized("x".into())).0, 401);
+        assert_eq!(status_of(DetectError::NotFound("x".into())).0, 404);
+        assert_eq!(status_of(DetectError::Conflict("x".into())).0, 409);
+        assert_eq!(status_of(DetectError::Upstream("x".into())).0, 502);
         assert_eq!(status_of(DetectError::Internal("x".into())).0, 500);
     }
 }

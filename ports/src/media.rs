@@ -1,0 +1,99 @@
+//! Media: the Annotations service's catalogue of media and users (spec A8, A9), and the
+//! folders where uploaded media are kept.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use domain::auth::{BearerToken, Credentials};
+use domain::job::{MediaKind, MediaStatus};
+use domain::media::MediaId;
+use domain::settings::SettingsPatch;
+
+/// The media record created for an upload (spec A9 `POST /api/media`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaRecord {
+    pub id: MediaId,
+    /// The original file name.
+    pub name: String,
+    /// Where the file is stored.
+    pub path: PathBuf,
+    pub kind: MediaKind,
+    /// The token's `nameid`.
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// Connection refused, timeout, 5xx, 429: worth trying again later.
+    #[error("the media catalogue is unavailable: {0}")]
+    Unavailable(String),
+    #[error("no such media: {0}")]
+    NotFound(String),
+    /// 401/403: the client's token was refused.
+    #[error("the media catalogue refused the credentials: {0}")]
+    Unauthorized(String),
+    /// Any other refusal, or an answer we cannot read.
+    #[error("the media catalogue refused the request: {0}")]
+    Rejected(String),
+}
+
+/// The Annotations service's media, users and tokens. Every call carries the client's
+/// token, forwarded byte for byte.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MediaCatalog: Send + Sync {
+    /// `POST /auth/refresh`: a fresh access token for the refresh token.
+    async fn refresh(&self, credentials: &Credentials) -> Result<BearerToken, CatalogError>;
+    /// `POST /api/media` with status New.
+    async fn create_media(
+        &self,
+        record: &MediaRecord,
+        token: &BearerToken,
+    ) -> Result<(), CatalogError>;
+    /// `PUT /api/media/{id}/status`.
+    async fn set_status(
+        &self,
+        id: &MediaId,
+        status: MediaStatus,
+        token: &BearerToken,
+    ) -> Result<(), CatalogError>;
+    /// `GET /api/media/{id}`: where the media's file is stored.
+    async fn media_path(&self, id: &MediaId, token: &BearerToken) -> Result<PathBuf, CatalogError>;
+    /// `GET /api/users/{user_id}/ai-settings`: the user's stored settings.
+    async fn user_settings(
+        &self,
+        user_id: &str,
+        token: &BearerToken,
+    ) -> Result<SettingsPatch, CatalogError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaStoreError {
+    /// The path lies outside every configured media folder (client's mistake or attack).
+    #[error("{0} is outside the configured media folders")]
+    OutsideFolders(String),
+    #[error("media file {0} does not exist")]
+    Missing(String),
+    #[error("media file {path} is {size} bytes, over the limit of {limit}")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    /// Our disk: unwritable folder, full disk.
+    #[error("media storage failed: {0}")]
+    Io(String),
+}
+
+/// The folders uploaded media are kept in (`IMAGES_DIR`, `VIDEOS_DIR`). Blocking: call
+/// off the async runtime.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait MediaStore: Send + Sync {
+    /// Writes the file as `<id>.<extension>` in the kind's folder; returns its path.
+    fn store(
+        &self,
+        id: &MediaId,
+        kind: MediaKind,
+        extension: &str,
+        content: &[u8],
+    ) -> Result<PathBuf, MediaStoreError>;
+    /// Reads a stored media file after checking it lies inside a configured folder.
+    fn read(&self, path: &Path, limit: u64) -> Result<Bytes, MediaStoreError>;
+}
