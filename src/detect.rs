@@ -69,6 +69,11 @@ impl FrameDetector {
         self.codec.decode(bytes)
     }
 
+    /// The frame as JPEG (the image sent with an annotation).
+    pub fn encode_jpeg(&self, frame: &RgbFrame, quality: u8) -> Result<Vec<u8>, DecodeError> {
+        self.codec.encode_jpeg(frame, quality)
+    }
+
     /// Detections of one frame: views planned (whole or tiles), batched up to what both
     /// the settings and the engine allow, then post-processed as one frame.
     pub fn detect_frame(

@@ -15,5 +15,6 @@ pub mod config;
 pub mod detect;
 pub mod detect_files;
 pub mod engine;
+pub mod jobs;
 pub mod logging;
 pub mod service;

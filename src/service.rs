@@ -1,21 +1,32 @@
-//! The application: implements the driving port over the engine manager and the
-//! frame detector.
+//! The application: implements the driving port over the engine manager, the frame
+//! detector, the event stream, the media catalogue and store, and the annotation sink.
+
+mod job;
+mod lifecycle;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use domain::classes::ClassTable;
-use domain::media::MediaId;
+use domain::job::{MediaKind, MediaStatus};
+use domain::media::{MediaId, sniff_kind, stored_extension};
 use domain::settings::RecognitionSettings;
 use ports::{
-    DetectError, DetectRequest, DetectionDto, DetectionService, EventSubscription, Health, JobView,
-    MediaJobRequest, SubscribeRequest,
+    AnnotationSink, DetectError, DetectRequest, DetectionDto, DetectionEvent, DetectionService,
+    EventPublisher, EventSubscription, Health, JobView, MediaCatalog, MediaEventStatus,
+    MediaJobRequest, MediaRecord, MediaStore, RgbFrame, StreamEvent, SubscribeRequest,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::detect::{FrameDetector, FrameError};
 use crate::engine::{EngineManager, EngineUnavailable};
+use crate::jobs::JobRegistry;
+use lifecycle::StatusTrail;
 
 /// How much detection work runs and waits at once.
 #[derive(Debug, Clone, Copy)]
@@ -24,58 +35,261 @@ pub struct Admission {
     pub queue_capacity: usize,
 }
 
+/// The driven ports the application works against.
+#[derive(Clone)]
+pub struct Collaborators {
+    pub engines: Arc<EngineManager>,
+    pub detector: Arc<FrameDetector>,
+    pub events: Arc<dyn EventPublisher>,
+    pub sink: Arc<dyn AnnotationSink>,
+    pub catalog: Arc<dyn MediaCatalog>,
+    pub store: Arc<dyn MediaStore>,
+}
+
+/// Limits of the application.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub admission: Admission,
+    /// Largest stored media file a `/detect/{media_id}` job reads.
+    pub max_media_bytes: u64,
+}
+
 pub struct Application {
-    engines: Arc<EngineManager>,
-    detector: Arc<FrameDetector>,
+    parts: Collaborators,
+    shared: Arc<Shared>,
+    limits: Limits,
+}
+
+/// What the request handlers and the background jobs share.
+struct Shared {
     running: Arc<Semaphore>,
     waiting: AtomicUsize,
-    admission: Admission,
+    jobs: JobRegistry,
+    /// Cancelled at shutdown; every job's token is a child of it.
+    stopping: CancellationToken,
+    /// Background jobs and status trails, waited for at shutdown.
+    tasks: TaskTracker,
 }
 
 impl Application {
-    pub fn new(
-        engines: Arc<EngineManager>,
-        detector: Arc<FrameDetector>,
-        admission: Admission,
-    ) -> Self {
+    pub fn new(parts: Collaborators, limits: Limits) -> Self {
         Self {
-            engines,
-            detector,
-            running: Arc::new(Semaphore::new(admission.max_running.max(1))),
-            waiting: AtomicUsize::new(0),
-            admission,
+            shared: Arc::new(Shared {
+                running: Arc::new(Semaphore::new(limits.admission.max_running.max(1))),
+                waiting: AtomicUsize::new(0),
+                jobs: JobRegistry::default(),
+                stopping: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+            parts,
+            limits,
         }
     }
 
     pub fn engines(&self) -> &Arc<EngineManager> {
-        &self.engines
+        &self.parts.engines
+    }
+
+    /// Publishes every engine transition on the event stream and in metrics. Call once,
+    /// inside the runtime.
+    pub fn spawn_availability_feed(&self) {
+        let mut transitions = self.parts.engines.transitions();
+        let events = Arc::clone(&self.parts.events);
+        let stopping = self.shared.stopping.clone();
+        metrics::gauge!("detections_engine_state")
+            .set(f64::from(self.parts.engines.status().availability.code()));
+        tokio::spawn(async move {
+            loop {
+                let status = tokio::select! {
+                    () = stopping.cancelled() => return,
+                    next = transitions.recv() => match next {
+                        Ok(status) => status,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                metrics::gauge!("detections_engine_state")
+                    .set(f64::from(status.availability.code()));
+                events.publish(StreamEvent::Availability(Health {
+                    availability: status.availability,
+                    engine_type: status.engine_type,
+                }));
+            }
+        });
+    }
+
+    /// Graceful shutdown (spec B): new work is refused, background jobs stop at a frame
+    /// boundary with a final `Error`, pending annotations are flushed or spooled, event
+    /// streams end. Returns within `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        self.shared.stopping.cancel();
+        self.shared.tasks.close();
+        if tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work did not stop within the grace period");
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.parts.sink.close(left).await;
+        self.parts.events.close();
+    }
+
+    fn refuse_when_stopping(&self) -> Result<(), DetectError> {
+        if self.shared.stopping.is_cancelled() {
+            Err(DetectError::ShuttingDown)
+        } else {
+            Ok(())
+        }
     }
 
     /// Waits for a turn to run, or refuses at once when the queue is full.
-    async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DetectError> {
-        if let Ok(permit) = Arc::clone(&self.running).try_acquire_owned() {
+    async fn admit(&self) -> Result<OwnedSemaphorePermit, DetectError> {
+        if let Ok(permit) = Arc::clone(&self.shared.running).try_acquire_owned() {
             return Ok(permit);
         }
-        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let queued = self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let _leave = scopeguard(|| {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
         });
-        if queued >= self.admission.queue_capacity {
+        if queued >= self.limits.admission.queue_capacity {
             return Err(DetectError::Busy {
                 retry_after_secs: 1,
             });
         }
-        Arc::clone(&self.running)
+        Arc::clone(&self.shared.running)
             .acquire_owned()
             .await
             .map_err(|_| DetectError::ShuttingDown)
+    }
+
+    /// Decodes and detects one photo; returns the frame too (for the annotation image).
+    async fn detect_photo(
+        &self,
+        content: Bytes,
+        settings: RecognitionSettings,
+    ) -> Result<(Arc<RgbFrame>, Vec<DetectionDto>), DetectError> {
+        detect_photo(&self.parts, content, settings).await
+    }
+
+    /// Stores an upload and starts its status trail (spec A8).
+    async fn begin_upload(
+        &self,
+        id: &MediaId,
+        request: &DetectRequest,
+        credentials: &domain::auth::Credentials,
+    ) -> Result<(StatusTrail, domain::auth::BearerToken), DetectError> {
+        let token = lifecycle::fresh_token(self.parts.catalog.as_ref(), credentials).await;
+        let store = Arc::clone(&self.parts.store);
+        let extension = stored_extension(request.file_name.as_deref(), MediaKind::Image);
+        let content = request.content.clone();
+        let stored_id = id.clone();
+        let path = tokio::task::spawn_blocking(move || {
+            store.store(&stored_id, MediaKind::Image, &extension, &content)
+        })
+        .await
+        .map_err(|e| DetectError::Internal(format!("storing the upload aborted: {e}")))?
+        .map_err(|e| DetectError::Internal(e.to_string()))?;
+        let record = MediaRecord {
+            id: id.clone(),
+            name: request
+                .file_name
+                .clone()
+                .unwrap_or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+            path,
+            kind: MediaKind::Image,
+            user_id: token.user_id().map(str::to_string),
+        };
+        let trail = StatusTrail::start(
+            &self.shared.tasks,
+            Arc::clone(&self.parts.catalog),
+            token.clone(),
+            id.clone(),
+            Some(record),
+        );
+        trail.report(MediaStatus::AiProcessing);
+        Ok((trail, token))
+    }
+
+    fn publish(&self, id: &MediaId, status: MediaEventStatus, annotations: Vec<DetectionDto>, error: Option<String>) {
+        publish(self.parts.events.as_ref(), id, status, annotations, error);
+    }
+}
+
+pub(crate) fn publish(
+    events: &dyn EventPublisher,
+    id: &MediaId,
+    status: MediaEventStatus,
+    annotations: Vec<DetectionDto>,
+    error: Option<String>,
+) {
+    let percent = if status == MediaEventStatus::Error { 0 } else { 100 };
+    events.publish(StreamEvent::Detection(DetectionEvent {
+        annotations,
+        media_id: id.to_string(),
+        media_status: status,
+        media_percent: percent,
+        error,
+    }));
+}
+
+/// Decode (while the engine starts: both take time, neither needs the other), then
+/// detect on a blocking thread.
+pub(crate) async fn detect_photo(
+    parts: &Collaborators,
+    content: Bytes,
+    settings: RecognitionSettings,
+) -> Result<(Arc<RgbFrame>, Vec<DetectionDto>), DetectError> {
+    let detector = Arc::clone(&parts.detector);
+    let decoding = tokio::task::spawn_blocking(move || detector.decode(&content));
+    let engine = parts.engines.ensure().await;
+    let frame = decoding
+        .await
+        .map_err(|e| DetectError::Internal(format!("decoding aborted: {e}")))?
+        .map_err(|e| DetectError::BadInput(format!("not a decodable image: {e}")))?;
+    let engine = engine.map_err(unavailable)?;
+    let detector = Arc::clone(&parts.detector);
+    let frame = Arc::new(frame);
+    let shared_frame = Arc::clone(&frame);
+    let _active = ActiveInference::enter();
+    let started = Instant::now();
+    let dtos = tokio::task::spawn_blocking(move || {
+        detector
+            .detect_frame(engine.as_ref(), &shared_frame, &settings)
+            .map(|d| detector.to_dtos(&d))
+    })
+    .await
+    .map_err(|e| DetectError::Internal(format!("detection aborted: {e}")))?
+    .map_err(frame_error)?;
+    metrics::histogram!("detections_frame_seconds").record(started.elapsed().as_secs_f64());
+    Ok((frame, dtos))
+}
+
+/// Counts running inferences in the `detections_active_inferences` gauge.
+struct ActiveInference;
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+impl ActiveInference {
+    fn enter() -> Self {
+        let now = ACTIVE.fetch_add(1, Ordering::SeqCst) + 1;
+        metrics::gauge!("detections_active_inferences").set(now as f64);
+        Self
+    }
+}
+
+impl Drop for ActiveInference {
+    fn drop(&mut self) {
+        let now = ACTIVE.fetch_sub(1, Ordering::SeqCst) - 1;
+        metrics::gauge!("detections_active_inferences").set(now as f64);
     }
 }
 
 #[async_trait]
 impl DetectionService for Application {
     fn health(&self) -> Health {
-        let status = self.engines.status();
+        let status = self.parts.engines.status();
         Health {
             availability: status.availability,
             engine_type: status.engine_type,
@@ -83,62 +297,89 @@ impl DetectionService for Application {
     }
 
     fn classes(&self) -> Arc<ClassTable> {
-        self.detector.classes_shared()
+        self.parts.detector.classes_shared()
     }
 
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError> {
+        self.refuse_when_stopping()?;
         if request.content.is_empty() {
             return Err(DetectError::BadInput("the file is empty".into()));
         }
+        if sniff_kind(&request.content, request.file_name.as_deref()) == Some(MediaKind::Video) {
+            return Err(DetectError::BadInput(
+                "videos are not supported by this version; send a photo".into(),
+            ));
+        }
         let settings = RecognitionSettings::default().merged(&request.settings);
         let _permit = self.admit().await?;
-        // Decode while the engine starts: both take time, neither needs the other.
-        let detector = Arc::clone(&self.detector);
-        let content = request.content.clone();
-        let decoding = tokio::task::spawn_blocking(move || detector.decode(&content));
-        let engine = self.engines.ensure().await;
-        let frame = decoding
-            .await
-            .map_err(|e| DetectError::Internal(format!("decoding aborted: {e}")))?
-            .map_err(|e| DetectError::BadInput(format!("not a decodable image: {e}")))?;
-        let engine = engine.map_err(unavailable)?;
-        let detector = Arc::clone(&self.detector);
-        tokio::task::spawn_blocking(move || {
-            detector
-                .detect_frame(engine.as_ref(), &frame, &settings)
-                .map(|d| detector.to_dtos(&d))
-        })
-        .await
-        .map_err(|e| DetectError::Internal(format!("detection aborted: {e}")))?
-        .map_err(frame_error)
+        let id = MediaId::of_content(&request.content);
+        let lifecycle = match &request.credentials {
+            Some(credentials) => Some(self.begin_upload(&id, &request, credentials).await?),
+            None => None,
+        };
+        let outcome = self.detect_photo(request.content.clone(), settings).await;
+        match &outcome {
+            Ok((frame, dtos)) => {
+                if !dtos.is_empty() {
+                    self.publish(&id, MediaEventStatus::AiProcessing, dtos.clone(), None);
+                    if let Some((_, token)) = &lifecycle {
+                        lifecycle::deliver_annotation(
+                            self.parts.sink.as_ref(),
+                            &self.parts.detector,
+                            &id,
+                            "00:00:00".into(),
+                            Arc::clone(frame),
+                            dtos.clone(),
+                            Some(token.header().to_string()),
+                        )
+                        .await;
+                    }
+                }
+                self.publish(&id, MediaEventStatus::AiProcessed, vec![], None);
+                if let Some((trail, _)) = &lifecycle {
+                    trail.report(MediaStatus::AiProcessed);
+                }
+            }
+            Err(e) => {
+                self.publish(&id, MediaEventStatus::Error, vec![], Some(e.to_string()));
+                if let Some((trail, _)) = &lifecycle {
+                    trail.report(MediaStatus::Error);
+                }
+            }
+        }
+        outcome.map(|(_, dtos)| dtos)
     }
 
     async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError> {
-        Err(DetectError::NotFound(format!(
-            "media {} cannot be processed yet",
-            request.media_id
-        )))
+        self.refuse_when_stopping()?;
+        let id = request.media_id.clone();
+        let cancel = self
+            .shared
+            .jobs
+            .register(&id, &self.shared.stopping)
+            .map_err(|e| DetectError::Conflict(e.to_string()))?;
+        let work = job::MediaJob {
+            parts: self.parts.clone(),
+            shared: Arc::clone(&self.shared),
+            max_media_bytes: self.limits.max_media_bytes,
+        };
+        self.shared.tasks.spawn(work.run(request, cancel));
+        Ok(id)
     }
 
-    fn job(&self, _media_id: &MediaId) -> Option<JobView> {
-        None
+    fn job(&self, media_id: &MediaId) -> Option<JobView> {
+        self.shared.jobs.view(media_id)
     }
 
     fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError> {
-        Err(DetectError::NotFound(format!(
-            "no job for media {media_id}"
-        )))
+        self.shared
+            .jobs
+            .cancel(media_id)
+            .ok_or_else(|| DetectError::NotFound(format!("no detection job for media {media_id}")))
     }
 
-    fn subscribe(&self, _request: SubscribeRequest) -> EventSubscription {
-        struct Closed;
-        #[async_trait]
-        impl ports::EventReceiver for Closed {
-            async fn next(&mut self) -> Option<ports::StreamItem> {
-                None
-            }
-        }
-        EventSubscription::new(Closed)
+    fn subscribe(&self, request: SubscribeRequest) -> EventSubscription {
+        self.parts.events.subscribe(request)
     }
 }
 

@@ -6,4 +6,5 @@ pub mod annotations;
 pub mod engine;
 pub mod http;
 pub mod image;
+pub mod media;
 pub mod model_source;

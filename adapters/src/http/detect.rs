@@ -12,8 +12,10 @@ use super::error::ApiError;
 
 pub async fn detect(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Json<Vec<DetectionDto>>, ApiError> {
+    let credentials = super::jobs::credentials(&headers)?;
     let mut file: Option<(Bytes, Option<String>)> = None;
     let mut settings = SettingsPatch::default();
     while let Some(field) = multipart.next_field().await? {
@@ -41,7 +43,7 @@ pub async fn detect(
             content,
             file_name,
             settings,
-            credentials: None,
+            credentials,
         })
         .await?;
     Ok(Json(detections))

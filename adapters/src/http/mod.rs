@@ -3,6 +3,7 @@
 mod detect;
 mod error;
 mod health;
+mod jobs;
 
 use std::sync::Arc;
 
@@ -27,6 +28,10 @@ pub fn router(service: Arc<dyn DetectionService>, max_body_bytes: usize) -> Rout
         .route(
             "/detect",
             post(detect::detect).layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+        .route(
+            "/detect/{media_id}",
+            post(jobs::start).get(jobs::status).delete(jobs::cancel),
         )
         .with_state(AppState { service })
 }

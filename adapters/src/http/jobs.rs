@@ -1,0 +1,120 @@
+//! `POST /detect/{media_id}` (spec A3): a media the Annotations service knows, detected
+//! in the background; `GET` and `DELETE` on the same path (spec B job control).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use domain::auth::{BearerToken, Credentials};
+use domain::media::MediaId;
+use domain::settings::SettingsPatch;
+use ports::{JobView, MediaJobRequest};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Started {
+    status: &'static str,
+    media_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobBody {
+    media_id: String,
+    status: &'static str,
+    percent: u8,
+    error: Option<String>,
+}
+
+impl From<JobView> for JobBody {
+    fn from(view: JobView) -> Self {
+        Self {
+            media_id: view.media_id,
+            status: view.status,
+            percent: view.percent,
+            error: view.error,
+        }
+    }
+}
+
+/// `Authorization: Bearer …` and `x-refresh-token`, when the request has them.
+pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+    let token = BearerToken::parse(text).map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    let refresh_token = headers
+        .get("x-refresh-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    Ok(Some(Credentials {
+        token,
+        refresh_token,
+    }))
+}
+
+fn media_id(text: &str) -> Result<MediaId, ApiError> {
+    MediaId::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Started>, ApiError> {
+    let media_id = media_id(&id)?;
+    let credentials = credentials(&headers)?.ok_or_else(|| {
+        ApiError::unauthorized("an `Authorization: Bearer <token>` header is required")
+    })?;
+    let settings = if body.iter().all(u8::is_ascii_whitespace) {
+        SettingsPatch::default()
+    } else {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request("the settings body is not UTF-8 JSON"))?;
+        SettingsPatch::from_json_str(text)
+            .map_err(|e| ApiError::bad_request(format!("settings: {e}")))?
+    };
+    let started = state
+        .service
+        .start_media_job(MediaJobRequest {
+            media_id,
+            credentials,
+            settings,
+        })
+        .await?;
+    Ok(Json(Started {
+        status: "started",
+        media_id: started.to_string(),
+    }))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobBody>, ApiError> {
+    let media_id = media_id(&id)?;
+    state
+        .service
+        .job(&media_id)
+        .map(|view| Json(view.into()))
+        .ok_or_else(|| ApiError::not_found(format!("no detection job for media {media_id}")))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobBody>, ApiError> {
+    let media_id = media_id(&id)?;
+    let view = state.service.cancel_job(&media_id)?;
+    Ok(Json(view.into()))
+}

@@ -1,0 +1,154 @@
+//! One `POST /detect/{media_id}` job (spec A3): find the media and the user's settings
+//! in the catalogue, read the stored file, detect, and report on the event stream, to
+//! the catalogue and to the annotation sink. Stops at a frame boundary when cancelled.
+
+use std::sync::Arc;
+
+use domain::job::{MediaKind, MediaStatus};
+use domain::media::{MediaId, sniff_kind};
+use domain::settings::{RecognitionSettings, SettingsPatch};
+use ports::{DetectError, MediaEventStatus, MediaJobRequest};
+use tokio_util::sync::CancellationToken;
+
+use super::lifecycle::{self, StatusTrail};
+use super::{Collaborators, Shared, detect_photo, publish};
+
+pub(super) struct MediaJob {
+    pub parts: Collaborators,
+    pub shared: Arc<Shared>,
+    pub max_media_bytes: u64,
+}
+
+/// Why a job ended early.
+enum Stop {
+    Cancelled,
+    Failed(String),
+}
+
+impl MediaJob {
+    pub async fn run(self, request: MediaJobRequest, cancel: CancellationToken) {
+        let id = request.media_id.clone();
+        let token = lifecycle::fresh_token(self.parts.catalog.as_ref(), &request.credentials).await;
+        let trail = StatusTrail::start(
+            &self.shared.tasks,
+            Arc::clone(&self.parts.catalog),
+            token.clone(),
+            id.clone(),
+            None,
+        );
+        let outcome = self.work(&request, &token, &trail, &cancel).await;
+        let jobs = &self.shared.jobs;
+        match outcome {
+            Ok(()) => {
+                jobs.finish(&id);
+                publish(self.parts.events.as_ref(), &id, MediaEventStatus::AiProcessed, vec![], None);
+                trail.report(MediaStatus::AiProcessed);
+                tracing::info!(media = %id, "media processed");
+            }
+            Err(stop) => {
+                let reason = match stop {
+                    Stop::Cancelled if self.shared.stopping.is_cancelled() => {
+                        "the service is shutting down".to_string()
+                    }
+                    Stop::Cancelled => "cancelled".to_string(),
+                    Stop::Failed(reason) => {
+                        jobs.fail(&id, &reason);
+                        reason
+                    }
+                };
+                // A cancel from DELETE already marked the job; shutdown marks it here.
+                jobs.update(&id, |s| s.cancel());
+                publish(
+                    self.parts.events.as_ref(),
+                    &id,
+                    MediaEventStatus::Error,
+                    vec![],
+                    Some(reason.clone()),
+                );
+                trail.report(MediaStatus::Error);
+                tracing::warn!(media = %id, %reason, "media not processed");
+            }
+        }
+    }
+
+    async fn work(
+        &self,
+        request: &MediaJobRequest,
+        token: &domain::auth::BearerToken,
+        trail: &StatusTrail,
+        cancel: &CancellationToken,
+    ) -> Result<(), Stop> {
+        let id = &request.media_id;
+        let catalog = self.parts.catalog.as_ref();
+        let path = catalog
+            .media_path(id, token)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let stored = match token.user_id() {
+            Some(user) => catalog.user_settings(user, token).await.unwrap_or_else(|e| {
+                tracing::warn!(media = %id, error = %e, "stored settings unavailable; using defaults");
+                SettingsPatch::default()
+            }),
+            None => SettingsPatch::default(),
+        };
+        let settings = RecognitionSettings::default()
+            .merged(&stored)
+            .merged(&request.settings);
+        let store = Arc::clone(&self.parts.store);
+        let limit = self.max_media_bytes;
+        let content = tokio::task::spawn_blocking(move || store.read(&path, limit))
+            .await
+            .map_err(|e| Stop::Failed(format!("reading the media aborted: {e}")))?
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        if sniff_kind(&content, None) == Some(MediaKind::Video) {
+            return Err(Stop::Failed(
+                "videos are not supported by this version".into(),
+            ));
+        }
+        // Wait for a turn like synchronous requests, but never refused: the job is accepted.
+        let _permit = tokio::select! {
+            () = cancel.cancelled() => return Err(Stop::Cancelled),
+            permit = Arc::clone(&self.shared.running).acquire_owned() => {
+                permit.map_err(|_| Stop::Cancelled)?
+            }
+        };
+        self.shared.jobs.start(id);
+        trail.report(MediaStatus::AiProcessing);
+        if cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        // A frame in flight is not interrupted (its blocking work would run on, past the
+        // permit); a cancel that came during it takes effect at its boundary.
+        let (frame, dtos) = detect_photo(&self.parts, content, settings)
+            .await
+            .map_err(failed)?;
+        if cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        if !dtos.is_empty() {
+            self.shared.jobs.progress(id, domain::job::Percent::HUNDRED);
+            publish(
+                self.parts.events.as_ref(),
+                id,
+                MediaEventStatus::AiProcessing,
+                dtos.clone(),
+                None,
+            );
+            lifecycle::deliver_annotation(
+                self.parts.sink.as_ref(),
+                &self.parts.detector,
+                &MediaId::clone(id),
+                "00:00:00".into(),
+                frame,
+                dtos,
+                Some(token.header().to_string()),
+            )
+            .await;
+        }
+        Ok(())
+    }
+}
+
+fn failed(error: DetectError) -> Stop {
+    Stop::Failed(error.to_string())
+}
