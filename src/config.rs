@@ -24,7 +24,60 @@ pub struct Config {
     pub annotations: AnnotationsConfig,
     pub media: MediaConfig,
     pub detection: DetectionConfig,
+    /// The SSE stream (spec A7, B).
+    pub events: EventsConfig,
+    /// Delivery of annotations: retries and the on-disk spool (spec B).
+    pub outbox: OutboxConfig,
     pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Events kept for `Last-Event-ID` replay.
+    pub replay_capacity: usize,
+    /// Events a subscriber may fall behind before it loses some (`event: lagged`).
+    pub subscriber_queue: usize,
+    /// Seconds between keep-alive comments.
+    pub keep_alive_secs: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            replay_capacity: 1000,
+            subscriber_queue: 100,
+            keep_alive_secs: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Annotations that could not be delivered wait here, and are re-sent after restart.
+    pub spool_dir: PathBuf,
+    /// Annotations held in memory before new ones go straight to the spool.
+    pub queue_capacity: usize,
+    /// Tries per annotation before it is spooled.
+    pub max_attempts: u32,
+    pub first_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// How often the spool is retried while running.
+    pub spool_retry_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            spool_dir: PathBuf::from("data/spool"),
+            queue_capacity: 1000,
+            max_attempts: 5,
+            first_delay_ms: 200,
+            max_delay_ms: 10_000,
+            spool_retry_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -404,146 +457,4 @@ fn describe(error: figment::Error) -> String {
 #[cfg(test)]
 // Jail's closures must return figment's own (large) error type.
 #[allow(clippy::result_large_err)]
-mod tests {
-    use super::*;
-    use figment::Jail;
-
-    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
-        Config::load(file.map(|f| jail.directory().join(f)).as_deref())
-    }
-
-    #[test]
-    fn defaults_are_the_embedded_set_up() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            let config = load_in(jail, None).unwrap();
-            assert_eq!(config, Config::default());
-            assert_eq!(config.server.bind.port(), 8080);
-            assert!(matches!(
-                config.model_source,
-                ModelSourceConfig::Local { .. }
-            ));
-            assert!(matches!(config.annotations, AnnotationsConfig::File { .. }));
-            assert!(matches!(config.engine, EngineConfig::Onnx { .. }));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn file_then_environment_override_defaults() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            jail.create_file(
-                "d.toml",
-                "[detection]\nmax_running = 3\n[engine]\nkind = \"onnx\"\nnms_iou = 0.5\n",
-            )?;
-            jail.set_env("DETECTIONS_DETECTION__MAX_RUNNING", "4");
-            let config = load_in(jail, Some("d.toml")).unwrap();
-            assert_eq!(config.detection.max_running, 4);
-            assert_eq!(config.engine.nms_iou(), 0.5);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn config_file_comes_from_the_environment_too() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            jail.create_file("e.toml", "[model]\nname = \"other.onnx\"\n")?;
-            jail.set_env(CONFIG_FILE_VAR, jail.directory().join("e.toml").display());
-            assert_eq!(load_in(jail, None).unwrap().model.name, "other.onnx");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn compatible_variables_select_the_services() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            jail.set_env("LOADER_URL", "http://l:1");
-            jail.set_env("ANNOTATIONS_URL", "http://a:2");
-            jail.set_env("VIDEOS_DIR", "/v");
-            jail.set_env("LOG_FORMAT", "json");
-            let config = load_in(jail, None).unwrap();
-            assert!(
-                matches!(&config.model_source, ModelSourceConfig::Loader { url, .. } if url == "http://l:1")
-            );
-            assert!(
-                matches!(&config.annotations, AnnotationsConfig::Http { url, .. } if url == "http://a:2")
-            );
-            assert_eq!(config.media.videos_dir, PathBuf::from("/v"));
-            assert_eq!(config.logging.format, LogFormat::Json);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn unknown_key_is_named_with_its_origin() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            jail.create_file("u.toml", "[server]\nbindd = \"0.0.0.0:1\"\n")?;
-            let message = load_in(jail, Some("u.toml")).unwrap_err().to_string();
-            assert!(message.contains("bindd"), "{message}");
-            assert!(message.contains("u.toml"), "{message}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn bad_value_from_the_environment_is_named() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            jail.set_env("DETECTIONS_DETECTION__MAX_RUNNING", "many");
-            let message = load_in(jail, None).unwrap_err().to_string();
-            assert!(message.to_lowercase().contains("max_running"), "{message}");
-            assert!(
-                message.contains("DETECTIONS_DETECTION__MAX_RUNNING"),
-                "{message}"
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn unknown_adapter_kind_is_an_error() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            jail.set_env("DETECTIONS_ENGINE__KIND", "magic");
-            let message = load_in(jail, None).unwrap_err().to_string();
-            assert!(message.contains("magic"), "{message}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn missing_named_file_is_an_error() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            let message = load_in(jail, Some("nope.toml")).unwrap_err().to_string();
-            assert!(message.contains("nope.toml does not exist"), "{message}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn printed_configuration_loads_back_unchanged() {
-        Jail::expect_with(|jail| {
-            // Only what a test sets counts, not the developer's or CI's environment.
-            jail.clear_env();
-            jail.set_env("LOADER_URL", "http://l:1");
-            let config = load_in(jail, None).unwrap();
-            jail.create_file("p.toml", &config.to_toml())?;
-            jail.clear_env();
-            assert_eq!(load_in(jail, Some("p.toml")).unwrap(), config);
-            Ok(())
-        });
-    }
-}
+mod tests;

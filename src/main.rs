@@ -5,20 +5,26 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::annotations::file::JsonLinesSink;
+use adapters::annotations::http::{AnnotationsClient, AnnotationsClientConfig};
+use adapters::annotations::outbox::{Outbox, OutboxConfig};
 use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
+use adapters::events::{EventBus, EventBusConfig};
+use adapters::http::HttpConfig;
+use adapters::media::{FolderMediaStore, LocalMediaCatalog};
 use adapters::image::{ImageCodec, JpegAnnotator, LetterboxPreprocessor};
 use adapters::model_source::loader::{LoaderConfig, LoaderModelSource};
 use adapters::model_source::local::LocalModelSource;
 use clap::Parser;
 use detections::cli::{BenchArgs, Cli, Command, DetectArgs};
-use detections::config::{Config, EngineConfig, LayoutChoice, ModelSourceConfig};
+use detections::config::{AnnotationsConfig, Config, EngineConfig, LayoutChoice, ModelSourceConfig};
 use detections::detect::FrameDetector;
 use detections::engine::{EngineManager, EngineOptions};
-use detections::service::{Admission, Application};
+use detections::service::{Admission, Application, Collaborators, Limits};
 use detections::{bench, detect_files, logging};
 use domain::classes::ClassTable;
 use domain::settings::{RecognitionSettings, SettingsPatch};
-use ports::{EngineFactory, ModelSource};
+use ports::{AnnotationSink, EngineFactory, MediaCatalog, ModelSource};
 
 /// Exit code for a configuration or set-up problem a person must fix.
 const EXIT_CONFIG: u8 = 2;
@@ -154,14 +160,11 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
     if config.model.start_at_boot {
         parts.engines.start_if_allowed();
     }
-    let application = Arc::new(Application::new(
-        Arc::clone(&parts.engines),
-        parts.detector,
-        Admission {
-            max_running: config.detection.max_running,
-            queue_capacity: config.detection.queue_capacity,
-        },
-    ));
+    let application = match application(&config, parts) {
+        Ok(application) => Arc::new(application),
+        Err(e) => return fail(e),
+    };
+    application.spawn_availability_feed();
     let listener = match tokio::net::TcpListener::bind(config.server.bind).await {
         Ok(listener) => listener,
         Err(e) => return fail(format!("cannot listen on {}: {e}", config.server.bind)),
@@ -171,14 +174,98 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(%address, "listening");
-    let max_body = usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX);
-    match adapters::http::serve(listener, application, max_body, shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let http = HttpConfig {
+        max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
+        request_timeout: Duration::from_secs(config.server.request_timeout_secs),
+        keep_alive: Duration::from_secs(config.events.keep_alive_secs.max(1)),
+    };
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(adapters::http::serve(
+        listener,
+        Arc::clone(&application) as Arc<dyn ports::DetectionService>,
+        http,
+        async {
+            let _ = http_stopped.await;
+        },
+    ));
+    shutdown_signal().await;
+    // Spec B: new work gets 503 while jobs stop, the outbox flushes or spools and event
+    // streams end; then the listener closes and in-flight requests finish, all within
+    // the grace period.
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let deadline = tokio::time::Instant::now() + grace;
+    application.shutdown(grace).await;
+    let _ = stop_http.send(());
+    match tokio::time::timeout_at(deadline, server).await {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(Err(e))) => {
             tracing::error!(error = %e, "server failed");
             ExitCode::FAILURE
         }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "server task failed");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            tracing::warn!("requests still open when the grace period ended; exiting");
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// The application over the configured event, media and annotation adapters.
+fn application(config: &Config, parts: Parts) -> Result<Application, String> {
+    let media = &config.media;
+    let (sink, catalog): (Arc<dyn AnnotationSink>, Arc<dyn MediaCatalog>) = match &config.annotations {
+        AnnotationsConfig::File { path } => (
+            Arc::new(JsonLinesSink::new(path)),
+            Arc::new(LocalMediaCatalog::new(&media.images_dir, &media.videos_dir)),
+        ),
+        AnnotationsConfig::Http { url, timeout_secs } => {
+            let client = Arc::new(AnnotationsClient::new(AnnotationsClientConfig {
+                url: url.clone(),
+                timeout: Duration::from_secs(*timeout_secs),
+            })?);
+            (client.clone(), client)
+        }
+    };
+    let outbox = &config.outbox;
+    let sink = Outbox::start(
+        sink,
+        OutboxConfig {
+            spool_dir: outbox.spool_dir.clone(),
+            queue_capacity: outbox.queue_capacity,
+            max_attempts: outbox.max_attempts,
+            first_delay: Duration::from_millis(outbox.first_delay_ms),
+            max_delay: Duration::from_millis(outbox.max_delay_ms),
+            spool_retry_interval: Duration::from_secs(outbox.spool_retry_secs),
+        },
+    )
+    .map_err(|e| format!("cannot open the annotation spool {}: {e}", outbox.spool_dir.display()))?;
+    let events = Arc::new(EventBus::new(EventBusConfig {
+        replay_capacity: config.events.replay_capacity,
+        subscriber_queue: config.events.subscriber_queue,
+    }));
+    Ok(Application::new(
+        Collaborators {
+            engines: parts.engines,
+            detector: parts.detector,
+            events,
+            sink,
+            catalog,
+            store: Arc::new(FolderMediaStore::new(&media.images_dir, &media.videos_dir)),
+        },
+        Limits {
+            admission: Admission {
+                max_running: config.detection.max_running,
+                queue_capacity: config.detection.queue_capacity,
+            },
+            max_media_bytes: config.server.max_body_bytes,
+        },
+    ))
 }
 
 async fn shutdown_signal() {

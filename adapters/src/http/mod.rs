@@ -4,13 +4,17 @@ mod detect;
 mod error;
 mod health;
 mod jobs;
+mod observe;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use ports::DetectionService;
+
+pub use observe::prometheus;
 
 /// What every handler reaches: the driving port, nothing else.
 #[derive(Clone)]
@@ -18,32 +22,57 @@ pub struct AppState {
     pub service: Arc<dyn DetectionService>,
 }
 
-/// The router of the whole API. `max_body_bytes` bounds uploads; a larger body is
-/// refused with 413 while it streams in.
-pub fn router(service: Arc<dyn DetectionService>, max_body_bytes: usize) -> Router {
+/// Limits and timings of the HTTP surface.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpConfig {
+    /// Largest upload; a larger body is refused with 413 while it streams in.
+    pub max_body_bytes: usize,
+    /// Time allowed until a response starts (SSE streams start at once and run on).
+    pub request_timeout: Duration,
+    /// Interval of SSE keep-alive comments.
+    pub keep_alive: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 512 * 1024 * 1024,
+            request_timeout: Duration::from_secs(600),
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The router of the whole API.
+pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/classes", get(health::classes))
+        .route("/metrics", get(observe::metrics))
         .route(
             "/detect",
-            post(detect::detect).layer(DefaultBodyLimit::max(max_body_bytes)),
+            post(detect::detect).layer(DefaultBodyLimit::max(config.max_body_bytes)),
         )
         .route(
             "/detect/{media_id}",
             post(jobs::start).get(jobs::status).delete(jobs::cancel),
         )
         .with_state(AppState { service })
+        .layer(axum::middleware::from_fn_with_state(
+            observe::RequestTimeout(config.request_timeout),
+            observe::observe,
+        ))
 }
 
 /// Serves the API until `shutdown` completes, then drains open requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<dyn DetectionService>,
-    max_body_bytes: usize,
+    config: HttpConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service, max_body_bytes))
+    axum::serve(listener, router(service, config))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,0 +1,141 @@
+use super::*;
+use figment::Jail;
+
+fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
+    Config::load(file.map(|f| jail.directory().join(f)).as_deref())
+}
+
+#[test]
+fn defaults_are_the_embedded_set_up() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        let config = load_in(jail, None).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.bind.port(), 8080);
+        assert!(matches!(
+            config.model_source,
+            ModelSourceConfig::Local { .. }
+        ));
+        assert!(matches!(config.annotations, AnnotationsConfig::File { .. }));
+        assert!(matches!(config.engine, EngineConfig::Onnx { .. }));
+        Ok(())
+    });
+}
+
+#[test]
+fn file_then_environment_override_defaults() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        jail.create_file(
+            "d.toml",
+            "[detection]\nmax_running = 3\n[engine]\nkind = \"onnx\"\nnms_iou = 0.5\n",
+        )?;
+        jail.set_env("DETECTIONS_DETECTION__MAX_RUNNING", "4");
+        let config = load_in(jail, Some("d.toml")).unwrap();
+        assert_eq!(config.detection.max_running, 4);
+        assert_eq!(config.engine.nms_iou(), 0.5);
+        Ok(())
+    });
+}
+
+#[test]
+fn config_file_comes_from_the_environment_too() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        jail.create_file("e.toml", "[model]\nname = \"other.onnx\"\n")?;
+        jail.set_env(CONFIG_FILE_VAR, jail.directory().join("e.toml").display());
+        assert_eq!(load_in(jail, None).unwrap().model.name, "other.onnx");
+        Ok(())
+    });
+}
+
+#[test]
+fn compatible_variables_select_the_services() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        jail.set_env("LOADER_URL", "http://l:1");
+        jail.set_env("ANNOTATIONS_URL", "http://a:2");
+        jail.set_env("VIDEOS_DIR", "/v");
+        jail.set_env("LOG_FORMAT", "json");
+        let config = load_in(jail, None).unwrap();
+        assert!(
+            matches!(&config.model_source, ModelSourceConfig::Loader { url, .. } if url == "http://l:1")
+        );
+        assert!(
+            matches!(&config.annotations, AnnotationsConfig::Http { url, .. } if url == "http://a:2")
+        );
+        assert_eq!(config.media.videos_dir, PathBuf::from("/v"));
+        assert_eq!(config.logging.format, LogFormat::Json);
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_is_named_with_its_origin() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        jail.create_file("u.toml", "[server]\nbindd = \"0.0.0.0:1\"\n")?;
+        let message = load_in(jail, Some("u.toml")).unwrap_err().to_string();
+        assert!(message.contains("bindd"), "{message}");
+        assert!(message.contains("u.toml"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_value_from_the_environment_is_named() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        jail.set_env("DETECTIONS_DETECTION__MAX_RUNNING", "many");
+        let message = load_in(jail, None).unwrap_err().to_string();
+        assert!(message.to_lowercase().contains("max_running"), "{message}");
+        assert!(
+            message.contains("DETECTIONS_DETECTION__MAX_RUNNING"),
+            "{message}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_adapter_kind_is_an_error() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        jail.set_env("DETECTIONS_ENGINE__KIND", "magic");
+        let message = load_in(jail, None).unwrap_err().to_string();
+        assert!(message.contains("magic"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_named_file_is_an_error() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        let message = load_in(jail, Some("nope.toml")).unwrap_err().to_string();
+        assert!(message.contains("nope.toml does not exist"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn printed_configuration_loads_back_unchanged() {
+    Jail::expect_with(|jail| {
+        // Only what a test sets counts, not the developer's or CI's environment.
+        jail.clear_env();
+        jail.set_env("LOADER_URL", "http://l:1");
+        let config = load_in(jail, None).unwrap();
+        jail.create_file("p.toml", &config.to_toml())?;
+        jail.clear_env();
+        assert_eq!(load_in(jail, Some("p.toml")).unwrap(), config);
+        Ok(())
+    });
+}
