@@ -42,7 +42,9 @@ impl JobRegistry {
             return Err(AlreadyRunning(id.clone()));
         }
         let cancel = parent.child_token();
-        let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         jobs.insert(
             id.clone(),
             Entry {
@@ -57,7 +59,11 @@ impl JobRegistry {
 
     /// Applies a transition; an illegal one (say, progress after a cancel) is ignored
     /// and logged, the job keeps its state.
-    pub fn update(&self, id: &MediaId, step: impl FnOnce(&JobState) -> Result<JobState, domain::job::JobTransitionError>) {
+    pub fn update(
+        &self,
+        id: &MediaId,
+        step: impl FnOnce(&JobState) -> Result<JobState, domain::job::JobTransitionError>,
+    ) {
         let mut jobs = self.lock();
         if let Some(entry) = jobs.get_mut(id) {
             match step(&entry.state) {
@@ -158,7 +164,10 @@ mod tests {
         jobs.register(&id("b"), &root).unwrap();
         jobs.start(&id("a"));
         jobs.finish(&id("a"));
-        assert!(jobs.register(&id("a"), &root).is_ok(), "a finished job can run again");
+        assert!(
+            jobs.register(&id("a"), &root).is_ok(),
+            "a finished job can run again"
+        );
     }
 
     #[test]
@@ -173,7 +182,10 @@ mod tests {
         assert_eq!((running.status, running.percent), ("running", 40));
         jobs.fail(&id("a"), "boom");
         let failed = jobs.view(&id("a")).unwrap();
-        assert_eq!((failed.status, failed.error.as_deref()), ("failed", Some("boom")));
+        assert_eq!(
+            (failed.status, failed.error.as_deref()),
+            ("failed", Some("boom"))
+        );
         assert!(jobs.view(&id("zzz")).is_none());
     }
 

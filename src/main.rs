@@ -11,13 +11,15 @@ use adapters::annotations::outbox::{Outbox, OutboxConfig};
 use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
 use adapters::events::{EventBus, EventBusConfig};
 use adapters::http::HttpConfig;
-use adapters::media::{FolderMediaStore, LocalMediaCatalog};
 use adapters::image::{ImageCodec, JpegAnnotator, LetterboxPreprocessor};
+use adapters::media::{FolderMediaStore, LocalMediaCatalog};
 use adapters::model_source::loader::{LoaderConfig, LoaderModelSource};
 use adapters::model_source::local::LocalModelSource;
 use clap::Parser;
 use detections::cli::{BenchArgs, Cli, Command, DetectArgs};
-use detections::config::{AnnotationsConfig, Config, EngineConfig, LayoutChoice, ModelSourceConfig};
+use detections::config::{
+    AnnotationsConfig, Config, EngineConfig, LayoutChoice, ModelSourceConfig,
+};
 use detections::detect::FrameDetector;
 use detections::engine::{EngineManager, EngineOptions};
 use detections::service::{Admission, Application, Collaborators, Limits};
@@ -219,19 +221,20 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
 /// The application over the configured event, media and annotation adapters.
 fn application(config: &Config, parts: Parts) -> Result<Application, String> {
     let media = &config.media;
-    let (sink, catalog): (Arc<dyn AnnotationSink>, Arc<dyn MediaCatalog>) = match &config.annotations {
-        AnnotationsConfig::File { path } => (
-            Arc::new(JsonLinesSink::new(path)),
-            Arc::new(LocalMediaCatalog::new(&media.images_dir, &media.videos_dir)),
-        ),
-        AnnotationsConfig::Http { url, timeout_secs } => {
-            let client = Arc::new(AnnotationsClient::new(AnnotationsClientConfig {
-                url: url.clone(),
-                timeout: Duration::from_secs(*timeout_secs),
-            })?);
-            (client.clone(), client)
-        }
-    };
+    let (sink, catalog): (Arc<dyn AnnotationSink>, Arc<dyn MediaCatalog>) =
+        match &config.annotations {
+            AnnotationsConfig::File { path } => (
+                Arc::new(JsonLinesSink::new(path)),
+                Arc::new(LocalMediaCatalog::new(&media.images_dir, &media.videos_dir)),
+            ),
+            AnnotationsConfig::Http { url, timeout_secs } => {
+                let client = Arc::new(AnnotationsClient::new(AnnotationsClientConfig {
+                    url: url.clone(),
+                    timeout: Duration::from_secs(*timeout_secs),
+                })?);
+                (client.clone(), client)
+            }
+        };
     let outbox = &config.outbox;
     let sink = Outbox::start(
         sink,
@@ -244,7 +247,12 @@ fn application(config: &Config, parts: Parts) -> Result<Application, String> {
             spool_retry_interval: Duration::from_secs(outbox.spool_retry_secs),
         },
     )
-    .map_err(|e| format!("cannot open the annotation spool {}: {e}", outbox.spool_dir.display()))?;
+    .map_err(|e| {
+        format!(
+            "cannot open the annotation spool {}: {e}",
+            outbox.spool_dir.display()
+        )
+    })?;
     let events = Arc::new(EventBus::new(EventBusConfig {
         replay_capacity: config.events.replay_capacity,
         subscriber_queue: config.events.subscriber_queue,

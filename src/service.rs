@@ -193,10 +193,11 @@ impl Application {
         .map_err(|e| DetectError::Internal(e.to_string()))?;
         let record = MediaRecord {
             id: id.clone(),
-            name: request
-                .file_name
-                .clone()
-                .unwrap_or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+            name: request.file_name.clone().unwrap_or_else(|| {
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
             path,
             kind: MediaKind::Image,
             user_id: token.user_id().map(str::to_string),
@@ -212,7 +213,13 @@ impl Application {
         Ok((trail, token))
     }
 
-    fn publish(&self, id: &MediaId, status: MediaEventStatus, annotations: Vec<DetectionDto>, error: Option<String>) {
+    fn publish(
+        &self,
+        id: &MediaId,
+        status: MediaEventStatus,
+        annotations: Vec<DetectionDto>,
+        error: Option<String>,
+    ) {
         publish(self.parts.events.as_ref(), id, status, annotations, error);
     }
 }
@@ -224,7 +231,11 @@ pub(crate) fn publish(
     annotations: Vec<DetectionDto>,
     error: Option<String>,
 ) {
-    let percent = if status == MediaEventStatus::Error { 0 } else { 100 };
+    let percent = if status == MediaEventStatus::Error {
+        0
+    } else {
+        100
+    };
     events.publish(StreamEvent::Detection(DetectionEvent {
         annotations,
         media_id: id.to_string(),

@@ -10,6 +10,7 @@ use crate::driving::Health;
 /// One detection on the wire (spec A5). Box centre and size are normalised to the
 /// whole original frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DetectionDto {
     pub center_x: f64,
@@ -23,6 +24,7 @@ pub struct DetectionDto {
 
 /// Status of a media as events and the Annotations service name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MediaEventStatus {
     #[serde(rename = "AIProcessing")]
     AiProcessing,
@@ -33,6 +35,7 @@ pub enum MediaEventStatus {
 
 /// One event of the SSE stream (spec A7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DetectionEvent {
     pub annotations: Vec<DetectionDto>,

@@ -41,7 +41,13 @@ impl MediaJob {
         match outcome {
             Ok(()) => {
                 jobs.finish(&id);
-                publish(self.parts.events.as_ref(), &id, MediaEventStatus::AiProcessed, vec![], None);
+                publish(
+                    self.parts.events.as_ref(),
+                    &id,
+                    MediaEventStatus::AiProcessed,
+                    vec![],
+                    None,
+                );
                 trail.report(MediaStatus::AiProcessed);
                 tracing::info!(media = %id, "media processed");
             }

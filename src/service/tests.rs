@@ -145,10 +145,20 @@ impl MediaCatalog for World {
         Ok(c.token.clone())
     }
     async fn create_media(&self, r: &MediaRecord, t: &BearerToken) -> Result<(), CatalogError> {
-        self.push(format!("create {} {} {}", r.id, r.path.display(), t.header()));
+        self.push(format!(
+            "create {} {} {}",
+            r.id,
+            r.path.display(),
+            t.header()
+        ));
         Ok(())
     }
-    async fn set_status(&self, id: &MediaId, s: MediaStatus, _: &BearerToken) -> Result<(), CatalogError> {
+    async fn set_status(
+        &self,
+        id: &MediaId,
+        s: MediaStatus,
+        _: &BearerToken,
+    ) -> Result<(), CatalogError> {
         self.push(format!("status {id} {}", s.name()));
         Ok(())
     }
@@ -260,7 +270,10 @@ async fn a_photo_with_a_token_is_stored_recorded_and_its_status_walks_to_process
             &format!("status {id} AIProcessed"),
         ]
     );
-    assert!(lines.contains(&format!("event {id} AiProcessed 0")), "{lines:?}");
+    assert!(
+        lines.contains(&format!("event {id} AiProcessed 0")),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,12 +300,20 @@ async fn a_media_job_runs_in_the_background_and_a_second_one_conflicts() {
     app.start_media_job(job("m1")).await.unwrap();
     let again = app.start_media_job(job("m1")).await.unwrap_err();
     assert!(matches!(again, DetectError::Conflict(_)), "{again:?}");
-    assert_eq!(app.job(&MediaId::parse("m1").unwrap()).unwrap().status, "queued");
+    assert_eq!(
+        app.job(&MediaId::parse("m1").unwrap()).unwrap().status,
+        "queued"
+    );
     drop(slot);
     world.wait_for("status m1 AIProcessed").await;
     world.wait_for("event m1 AiProcessed 0").await;
-    assert_eq!(app.job(&MediaId::parse("m1").unwrap()).unwrap().status, "processed");
-    app.start_media_job(job("m1")).await.expect("a finished media can run again");
+    assert_eq!(
+        app.job(&MediaId::parse("m1").unwrap()).unwrap().status,
+        "processed"
+    );
+    app.start_media_job(job("m1"))
+        .await
+        .expect("a finished media can run again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +322,10 @@ async fn an_unknown_media_fails_with_an_error_event_and_status() {
     app.start_media_job(job("unknown")).await.unwrap();
     world.wait_for("status unknown Error").await;
     assert!(
-        world.lines().iter().any(|l| l.starts_with("event unknown Error 0 no such media")),
+        world
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("event unknown Error 0 no such media")),
         "{:?}",
         world.lines()
     );
@@ -322,11 +346,20 @@ async fn cancel_and_shutdown_end_jobs_with_an_error_and_refuse_new_work() {
     app.shutdown(Duration::from_secs(5)).await;
     drop(slot);
     let lines = world.lines();
-    assert!(lines.contains(&"event s1 Error 0 the service is shutting down".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"event s1 Error 0 the service is shutting down".to_string()),
+        "{lines:?}"
+    );
     assert!(lines.contains(&"status s1 Error".to_string()), "{lines:?}");
     assert_eq!(&lines[lines.len() - 2..], ["sink closed", "events closed"]);
-    assert_eq!(app.detect(request(b"jpeg")).await.unwrap_err(), DetectError::ShuttingDown);
-    assert!(matches!(app.start_media_job(job("s2")).await, Err(DetectError::ShuttingDown)));
+    assert_eq!(
+        app.detect(request(b"jpeg")).await.unwrap_err(),
+        DetectError::ShuttingDown
+    );
+    assert!(matches!(
+        app.start_media_job(job("s2")).await,
+        Err(DetectError::ShuttingDown)
+    ));
     assert!(matches!(
         app.cancel_job(&MediaId::parse("none").unwrap()),
         Err(DetectError::NotFound(_))

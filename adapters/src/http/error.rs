@@ -6,9 +6,11 @@ use axum::response::{IntoResponse, Response};
 use ports::DetectError;
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
-struct Detail<'a> {
-    detail: &'a str,
+/// Every error body (spec A2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Detail {
+    /// What went wrong, naming the field or the state.
+    detail: String,
 }
 
 /// An HTTP failure with its status and message.
@@ -87,7 +89,7 @@ impl IntoResponse for ApiError {
         let mut response = (
             self.status,
             Json(Detail {
-                detail: &self.detail,
+                detail: self.detail,
             }),
         )
             .into_response();

@@ -9,15 +9,22 @@ use serde::Serialize;
 
 use super::AppState;
 
-#[derive(Debug, Serialize)]
+/// `/health` (spec A1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthBody {
+    /// Always `healthy`.
     status: &'static str,
+    /// `None`, `Downloading`, `Converting`, `Uploading`, `Enabled`, `Warning` or `Error`.
     ai_availability: &'static str,
+    /// The reason in `Warning` and `Error`.
     error_message: Option<String>,
+    /// The engine in use once one is loaded (`onnx`, `tensorrt`).
     engine_type: Option<&'static str>,
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Always, at once; never starts the engine", body = HealthBody)))]
 pub async fn health(State(state): State<AppState>) -> Json<HealthBody> {
     let health = state.service.health();
     Json(HealthBody {
@@ -29,6 +36,9 @@ pub async fn health(State(state): State<AppState>) -> Json<HealthBody> {
 }
 
 /// 200 when detections can run (Enabled or Warning), else 503; the body is `/health`'s.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "The engine is usable", body = HealthBody),
+    (status = 503, description = "The engine is not usable (yet)", body = HealthBody)))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let usable = state.service.health().availability.is_usable();
     let status = if usable {
@@ -40,6 +50,8 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// classes.json as the service loaded it.
+#[utoipa::path(get, path = "/classes", tag = "operations",
+    responses((status = 200, description = "classes.json as loaded", body = [super::openapi::ClassEntry])))]
 pub async fn classes(State(state): State<AppState>) -> impl IntoResponse {
     let classes = state.service.classes();
     Json(classes.as_ref().clone())

@@ -14,14 +14,15 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Started {
     status: &'static str,
     media_id: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A background job (`GET`/`DELETE /detect/{media_id}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobBody {
     media_id: String,
@@ -66,6 +67,21 @@ fn media_id(text: &str) -> Result<MediaId, ApiError> {
     MediaId::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+#[utoipa::path(post, path = "/detect/{media_id}", tag = "detection",
+    params(
+        ("media_id" = String, Path, description = "The media's id in the Annotations service"),
+        ("Authorization" = String, Header, description = "`Bearer <jwt>`, forwarded to Annotations"),
+        ("x-refresh-token" = Option<String>, Header, description = "Used when the token expires within 60 s"),
+    ),
+    request_body(content = Option<Object>, content_type = "application/json",
+        description = "Recognition settings over the user's stored ones"),
+    responses(
+        (status = 200, description = "Started; progress and results go out on /detect/stream", body = Started),
+        (status = 400, description = "Bad media id or settings", body = super::error::Detail),
+        (status = 401, description = "No bearer token", body = super::error::Detail),
+        (status = 409, description = "A detection of this media is already running", body = super::error::Detail),
+        (status = 503, description = "Shutting down", body = super::error::Detail),
+    ))]
 pub async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -98,6 +114,12 @@ pub async fn start(
     }))
 }
 
+#[utoipa::path(get, path = "/detect/{media_id}", tag = "detection",
+    params(("media_id" = String, Path)),
+    responses(
+        (status = 200, description = "The media's latest job", body = JobBody),
+        (status = 404, description = "No job for this media", body = super::error::Detail),
+    ))]
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -110,6 +132,12 @@ pub async fn status(
         .ok_or_else(|| ApiError::not_found(format!("no detection job for media {media_id}")))
 }
 
+#[utoipa::path(delete, path = "/detect/{media_id}", tag = "detection",
+    params(("media_id" = String, Path)),
+    responses(
+        (status = 200, description = "Cancelled (it stops at the next frame boundary), or already ended", body = JobBody),
+        (status = 404, description = "No job for this media", body = super::error::Detail),
+    ))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,

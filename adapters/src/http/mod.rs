@@ -5,6 +5,7 @@ mod error;
 mod health;
 mod jobs;
 mod observe;
+mod openapi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 use ports::DetectionService;
 
 pub use observe::prometheus;
+pub use openapi::ApiDoc;
 
 /// What every handler reaches: the driving port, nothing else.
 #[derive(Clone)]
@@ -50,6 +52,7 @@ pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router 
         .route("/ready", get(health::ready))
         .route("/classes", get(health::classes))
         .route("/metrics", get(observe::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route(
             "/detect",
             post(detect::detect).layer(DefaultBodyLimit::max(config.max_body_bytes)),

@@ -40,20 +40,22 @@ pub async fn observe(
     let method = request.method().to_string();
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();
-    let mut response = match tokio::time::timeout(limit, next.run(request).instrument(span.clone())).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the request took longer than {} s", limit.as_secs()),
-        )
-        .into_response(),
-    };
+    let mut response =
+        match tokio::time::timeout(limit, next.run(request).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the request took longer than {} s", limit.as_secs()),
+            )
+            .into_response(),
+        };
     let status = response.status().as_u16().to_string();
     let elapsed = started.elapsed().as_secs_f64();
     span.in_scope(|| tracing::debug!(%status, elapsed, "answered"));
     metrics::counter!("detections_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("detections_http_request_duration_seconds", "route" => route).record(elapsed);
+    metrics::histogram!("detections_http_request_duration_seconds", "route" => route)
+        .record(elapsed);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
@@ -78,7 +80,9 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Suffix("_seconds".into()),
-                &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                &[
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ],
             )
             .expect("static buckets are valid")
             .build_recorder();
@@ -92,6 +96,8 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics() -> impl IntoResponse {
     let handle = prometheus();
     handle.run_upkeep();

@@ -74,7 +74,8 @@ impl MediaStore for FolderMediaStore {
     fn read(&self, path: &Path, limit: u64) -> Result<Bytes, MediaStoreError> {
         let real = self.inside(path)?;
         let shown = || real.display().to_string();
-        let file = std::fs::File::open(&real).map_err(|e| MediaStoreError::Io(format!("{}: {e}", shown())))?;
+        let file = std::fs::File::open(&real)
+            .map_err(|e| MediaStoreError::Io(format!("{}: {e}", shown())))?;
         let size = file
             .metadata()
             .map_err(|e| MediaStoreError::Io(format!("{}: {e}", shown())))?
@@ -139,7 +140,9 @@ mod tests {
         let dir = scratch("large");
         let store = FolderMediaStore::new(dir.join("images"), dir.join("videos"));
         let id = MediaId::of_content(b"abcdef");
-        let path = store.store(&id, MediaKind::Image, "jpg", b"abcdef").unwrap();
+        let path = store
+            .store(&id, MediaKind::Image, "jpg", b"abcdef")
+            .unwrap();
         assert!(matches!(
             store.read(&path, 3),
             Err(MediaStoreError::TooLarge { size: 6, .. })

@@ -63,7 +63,9 @@ impl MediaCatalog for LocalMediaCatalog {
         self.folders
             .iter()
             .find_map(|folder| named_by(folder, id))
-            .ok_or_else(|| CatalogError::NotFound(format!("no file named {id}.* in the media folders")))
+            .ok_or_else(|| {
+                CatalogError::NotFound(format!("no file named {id}.* in the media folders"))
+            })
     }
 
     async fn user_settings(
