@@ -26,6 +26,14 @@ use crate::engine::tests::{two_classes, working_engine};
 use crate::engine::{EngineManager, EngineOptions};
 
 fn application(codec: MockFrameCodec, admission: Admission) -> (Application, World) {
+    application_on(codec, admission, working_engine(2))
+}
+
+fn application_on(
+    codec: MockFrameCodec,
+    admission: Admission,
+    engine: Arc<dyn ports::InferenceEngine>,
+) -> (Application, World) {
     let mut source = MockModelSource::new();
     source.expect_describe().return_const("s".to_string());
     source.expect_load().returning(|name| {
@@ -35,7 +43,6 @@ fn application(codec: MockFrameCodec, admission: Admission) -> (Application, Wor
         })
     });
     let mut factory = MockEngineFactory::new();
-    let engine = working_engine(2);
     factory
         .expect_build()
         .returning(move |_| Ok(Arc::clone(&engine)));
@@ -364,4 +371,67 @@ async fn cancel_and_shutdown_end_jobs_with_an_error_and_refuse_new_work() {
         app.cancel_job(&MediaId::parse("none").unwrap()),
         Err(DetectError::NotFound(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_concurrent_detections_run_at_most_two_at_once_and_all_succeed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    // Hand-written: a mockall mock runs its closures under a lock, one call at a time.
+    struct SlowEngine {
+        spec: ports::ModelSpec,
+        now: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+    impl ports::InferenceEngine for SlowEngine {
+        fn spec(&self) -> &ports::ModelSpec {
+            &self.spec
+        }
+        fn engine_type(&self) -> &'static str {
+            "onnx"
+        }
+        fn infer(&self, _: &ports::InputTensor) -> Result<ports::RawOutput, ports::EngineError> {
+            let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(running, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            Ok(ports::RawOutput {
+                dims: vec![1, 6, 0],
+                data: vec![],
+            })
+        }
+    }
+    let engine = SlowEngine {
+        spec: crate::engine::tests::spec(2),
+        now: Arc::clone(&now),
+        most: Arc::clone(&most),
+    };
+    let admission = Admission {
+        max_running: 2,
+        queue_capacity: 8,
+    };
+    let (app, _) = application_on(decoding_codec(), admission, Arc::new(engine));
+    // Start the engine first so its warm-up run does not count.
+    app.engines().ensure().await.unwrap();
+    most.store(0, Ordering::SeqCst);
+    let app = Arc::new(app);
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { app.detect(request(b"jpeg")).await })
+        })
+        .collect();
+    for outcome in futures_join(requests.into_iter()).await {
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 2, "two at once, never more");
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
 }

@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: assets, configuration files, the binary.
 #![allow(dead_code)]
 
+pub mod sse;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
