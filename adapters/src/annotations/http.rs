@@ -14,9 +14,7 @@ use domain::auth::{BearerToken, Credentials};
 use domain::job::MediaStatus;
 use domain::media::MediaId;
 use domain::settings::SettingsPatch;
-use ports::{
-    Annotation, AnnotationError, AnnotationSink, CatalogError, MediaCatalog, MediaRecord,
-};
+use ports::{Annotation, AnnotationError, AnnotationSink, CatalogError, MediaCatalog, MediaRecord};
 use reqwest::{StatusCode, Url, header::AUTHORIZATION};
 use serde_json::{Value, json};
 
@@ -80,11 +78,12 @@ impl AnnotationsClient {
         if status.is_success() {
             return Ok(response);
         }
-        let message = format!("{what}: Annotations answered {status}{}", excerpt_of(response).await);
+        let message = format!(
+            "{what}: Annotations answered {status}{}",
+            excerpt_of(response).await
+        );
         Err(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                CatalogError::Unauthorized(message)
-            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => CatalogError::Unauthorized(message),
             StatusCode::NOT_FOUND => CatalogError::NotFound(message),
             s if is_transient(s) => CatalogError::Unavailable(message),
             _ => CatalogError::Rejected(message),
@@ -137,9 +136,12 @@ async fn excerpt_of(response: reqwest::Response) -> String {
 /// The value under `key` compared without regard to case (`path`, `Path`, `PATH`).
 fn get_any_case<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
     let object = object.as_object()?;
-    object
-        .get(key)
-        .or_else(|| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    object.get(key).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 #[async_trait]
@@ -149,7 +151,10 @@ impl AnnotationSink for AnnotationsClient {
         annotation: &Annotation,
         authorization: Option<String>,
     ) -> Result<(), AnnotationError> {
-        let mut request = self.client.post(self.url(&["annotations"])).json(annotation);
+        let mut request = self
+            .client
+            .post(self.url(&["annotations"]))
+            .json(annotation);
         if let Some(header) = authorization {
             request = request.header(AUTHORIZATION, header);
         }

@@ -217,7 +217,10 @@ async fn creates_the_media_record_in_the_compatible_shape() {
         kind: MediaKind::Video,
         user_id: Some("u-7".into()),
     };
-    client(&server).create_media(&record, &token()).await.unwrap();
+    client(&server)
+        .create_media(&record, &token())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -244,7 +247,10 @@ async fn an_image_record_says_image() {
         kind: MediaKind::Image,
         user_id: None,
     };
-    client(&server).create_media(&record, &token()).await.unwrap();
+    client(&server)
+        .create_media(&record, &token())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -360,7 +366,11 @@ async fn reads_user_settings_in_any_key_casing() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["altitude", "frame_period_recognition", "probability_threshold"]
+        [
+            "altitude",
+            "frame_period_recognition",
+            "probability_threshold"
+        ]
     );
     let settings = domain::settings::RecognitionSettings::default().merged(&patch);
     assert_eq!(settings.probability_threshold(), 0.5);
