@@ -73,7 +73,13 @@ impl AnnotationsClient {
             .header(AUTHORIZATION, token.header())
             .send()
             .await
-            .map_err(|e| CatalogError::Unavailable(format!("{what}: {}", describe(&e))))?;
+            .map_err(|e| {
+                if e.is_builder() {
+                    CatalogError::Rejected(format!("{what}: cannot build the request: {e}"))
+                } else {
+                    CatalogError::Unavailable(format!("{what}: {}", describe(&e)))
+                }
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -158,10 +164,14 @@ impl AnnotationSink for AnnotationsClient {
         if let Some(header) = authorization {
             request = request.header(AUTHORIZATION, header);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| AnnotationError::Transient(describe(&e)))?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_builder() {
+                // An Authorization value that is not a valid header: no retry helps.
+                AnnotationError::Rejected(format!("cannot build the request: {e}"))
+            } else {
+                AnnotationError::Transient(describe(&e))
+            }
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -481,3 +481,14 @@ async fn a_refused_refresh_is_unauthorized_and_none_without_a_refresh_token() {
 /// never verifies).
 const FRESH_JWT: &str =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJuYW1laWQiOiJ1LTciLCJleHAiOjIwMDAwMDAwMDB9.sig";
+
+#[tokio::test]
+async fn a_header_that_cannot_be_sent_is_rejected_not_retried() {
+    let server = MockServer::start().await;
+    let error = client(&server)
+        .deliver(&annotation(), Some("Bearer a\nb".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AnnotationError::Rejected(_)), "{error:?}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
