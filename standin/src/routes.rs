@@ -111,12 +111,12 @@ async fn no_route(request: Request) -> Response {
 }
 
 /// A plain file name: no separators, not `.` or `..`.
-fn plain_name(name: &str) -> Result<&str, Response> {
+fn plain_name(name: &str) -> Result<&str, Box<Response>> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-        return Err(detail(
+        return Err(Box::new(detail(
             StatusCode::BAD_REQUEST,
             format!("not a plain file name: {name:?}"),
-        ));
+        )));
     }
     Ok(name)
 }
@@ -132,7 +132,7 @@ struct LoadBody {
 async fn load(State(shared): AppState, Path(filename): Path<String>, body: Bytes) -> Response {
     let name = match plain_name(&filename) {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     // The real Loader needs this body; a client that leaves it out is wrong.
     let Ok(request) = serde_json::from_slice::<LoadBody>(&body) else {
@@ -165,7 +165,7 @@ async fn upload(
 ) -> Response {
     let name = match plain_name(&filename) {
         Ok(name) => name.to_string(),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut data = None;
     let mut folder = None;
@@ -223,12 +223,15 @@ fn any_case<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// Stores `record` under its id, adding lower-case `id` and `path` keys.
-fn store_media(shared: &Shared, mut record: Value) -> Result<String, Response> {
+fn store_media(shared: &Shared, mut record: Value) -> Result<String, Box<Response>> {
     let id = any_case(&record, "id")
         .and_then(Value::as_str)
         .map(str::to_string);
     let Some(id) = id else {
-        return Err(detail(StatusCode::BAD_REQUEST, "the media has no Id"));
+        return Err(Box::new(detail(
+            StatusCode::BAD_REQUEST,
+            "the media has no Id",
+        )));
     };
     let path = any_case(&record, "path").cloned().unwrap_or(Value::Null);
     if let Value::Object(object) = &mut record {
@@ -246,7 +249,7 @@ async fn create_media(State(shared): AppState, body: Bytes) -> Response {
     };
     match store_media(&shared, record) {
         Ok(id) => (StatusCode::CREATED, axum::Json(shared.media(&id))).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -378,7 +381,7 @@ async fn control_delay(
 async fn control_media(State(shared): AppState, axum::Json(body): axum::Json<Value>) -> Response {
     match store_media(&shared, body) {
         Ok(id) => axum::Json(shared.media(&id)).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
