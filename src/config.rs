@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// How long shutdown may take before the process exits regardless.
     pub shutdown_grace_secs: u64,
+    /// Longest silence on `GET /detect/stream` before a keep-alive comment.
+    pub sse_keep_alive_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +48,7 @@ impl Default for ServerConfig {
             max_body_bytes: 512 * 1024 * 1024,
             request_timeout_secs: 600,
             shutdown_grace_secs: 25,
+            sse_keep_alive_secs: 15,
         }
     }
 }

@@ -172,7 +172,11 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
         .unwrap_or_default();
     tracing::info!(%address, "listening");
     let max_body = usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX);
-    match adapters::http::serve(listener, application, max_body, shutdown_signal()).await {
+    let http = adapters::http::HttpConfig {
+        max_body_bytes: max_body,
+        sse_keep_alive: std::time::Duration::from_secs(config.server.sse_keep_alive_secs.max(1)),
+    };
+    match adapters::http::serve(listener, application, http, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -5,27 +5,35 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use ports::Health;
 use serde::Serialize;
 
 use super::AppState;
 
+/// `/health`'s body; `event: availability` frames carry the same object.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HealthBody {
+pub struct HealthBody<'a> {
     status: &'static str,
     ai_availability: &'static str,
-    error_message: Option<String>,
+    error_message: Option<&'a str>,
     engine_type: Option<&'static str>,
 }
 
-pub async fn health(State(state): State<AppState>) -> Json<HealthBody> {
+impl<'a> From<&'a Health> for HealthBody<'a> {
+    fn from(health: &'a Health) -> Self {
+        HealthBody {
+            status: "healthy",
+            ai_availability: health.availability.name(),
+            error_message: health.availability.reason(),
+            engine_type: health.engine_type,
+        }
+    }
+}
+
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let health = state.service.health();
-    Json(HealthBody {
-        status: "healthy",
-        ai_availability: health.availability.name(),
-        error_message: health.availability.reason().map(str::to_string),
-        engine_type: health.engine_type,
-    })
+    Json(HealthBody::from(&health)).into_response()
 }
 
 /// 200 when detections can run (Enabled or Warning), else 503; the body is `/health`'s.

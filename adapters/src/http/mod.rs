@@ -3,8 +3,10 @@
 mod detect;
 mod error;
 mod health;
+mod stream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -15,30 +17,53 @@ use ports::DetectionService;
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<dyn DetectionService>,
+    /// Longest silence on an SSE stream before a keep-alive comment.
+    pub sse_keep_alive: Duration,
 }
 
-/// The router of the whole API. `max_body_bytes` bounds uploads; a larger body is
-/// refused with 413 while it streams in.
-pub fn router(service: Arc<dyn DetectionService>, max_body_bytes: usize) -> Router {
+/// Settings of the HTTP adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Bounds uploads; a larger body is refused with 413 while it streams in.
+    pub max_body_bytes: usize,
+    /// Longest silence on `GET /detect/stream` before a `: keep-alive` comment.
+    pub sse_keep_alive: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 512 * 1024 * 1024,
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The router of the whole API.
+pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/classes", get(health::classes))
         .route(
             "/detect",
-            post(detect::detect).layer(DefaultBodyLimit::max(max_body_bytes)),
+            post(detect::detect).layer(DefaultBodyLimit::max(config.max_body_bytes)),
         )
-        .with_state(AppState { service })
+        .route("/detect/stream", get(stream::stream))
+        .with_state(AppState {
+            service,
+            sse_keep_alive: config.sse_keep_alive,
+        })
 }
 
 /// Serves the API until `shutdown` completes, then drains open requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<dyn DetectionService>,
-    max_body_bytes: usize,
+    config: HttpConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service, max_body_bytes))
+    axum::serve(listener, router(service, config))
         .with_graceful_shutdown(shutdown)
         .await
 }
