@@ -179,7 +179,7 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
     let http = HttpConfig {
         max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
-        keep_alive: Duration::from_secs(config.events.keep_alive_secs.max(1)),
+        sse_keep_alive: Duration::from_secs(config.events.keep_alive_secs.max(1)),
     };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(adapters::http::serve(

@@ -240,7 +240,7 @@ fn a_known_media_is_detected_in_the_background_with_events_job_status_and_409() 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"status": "started", "mediaId": "m1"}));
     assert!(took < Duration::from_secs(1), "answered in {took:?}");
-    let (again, detail) = service.start_job("m1");
+    let (again, detail, _) = service.start_job("m1");
     assert_eq!(again, 409, "{detail}");
     assert!(detail["detail"].as_str().unwrap().contains("m1"));
     assert_eq!(service.job("m1").1["status"], "queued");

@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod image;
 pub mod media;

@@ -5,34 +5,41 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use ports::Health;
 use serde::Serialize;
 
 use super::AppState;
 
-/// `/health` (spec A1).
+/// `/health`'s body (spec A1); `event: availability` frames carry the same object.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct HealthBody {
+pub struct HealthBody<'a> {
     /// Always `healthy`.
     status: &'static str,
     /// `None`, `Downloading`, `Converting`, `Uploading`, `Enabled`, `Warning` or `Error`.
     ai_availability: &'static str,
     /// The reason in `Warning` and `Error`.
-    error_message: Option<String>,
+    error_message: Option<&'a str>,
     /// The engine in use once one is loaded (`onnx`, `tensorrt`).
     engine_type: Option<&'static str>,
 }
 
+impl<'a> From<&'a Health> for HealthBody<'a> {
+    fn from(health: &'a Health) -> Self {
+        HealthBody {
+            status: "healthy",
+            ai_availability: health.availability.name(),
+            error_message: health.availability.reason(),
+            engine_type: health.engine_type,
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "Always, at once; never starts the engine", body = HealthBody)))]
-pub async fn health(State(state): State<AppState>) -> Json<HealthBody> {
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let health = state.service.health();
-    Json(HealthBody {
-        status: "healthy",
-        ai_availability: health.availability.name(),
-        error_message: health.availability.reason().map(str::to_string),
-        engine_type: health.engine_type,
-    })
+    Json(HealthBody::from(&health)).into_response()
 }
 
 /// 200 when detections can run (Enabled or Warning), else 503; the body is `/health`'s.

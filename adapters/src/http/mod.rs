@@ -6,6 +6,7 @@ mod health;
 mod jobs;
 mod observe;
 mod openapi;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub use openapi::ApiDoc;
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<dyn DetectionService>,
+    /// Longest silence on an SSE stream before a keep-alive comment.
+    pub sse_keep_alive: Duration,
 }
 
 /// Limits and timings of the HTTP surface.
@@ -31,8 +34,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Time allowed until a response starts (SSE streams start at once and run on).
     pub request_timeout: Duration,
-    /// Interval of SSE keep-alive comments.
-    pub keep_alive: Duration,
+    /// Longest silence on `GET /detect/stream` before a `: keep-alive` comment.
+    pub sse_keep_alive: Duration,
 }
 
 impl Default for HttpConfig {
@@ -40,7 +43,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 512 * 1024 * 1024,
             request_timeout: Duration::from_secs(600),
-            keep_alive: Duration::from_secs(15),
+            sse_keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -57,11 +60,15 @@ pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router 
             "/detect",
             post(detect::detect).layer(DefaultBodyLimit::max(config.max_body_bytes)),
         )
+        .route("/detect/stream", get(stream::stream))
         .route(
             "/detect/{media_id}",
             post(jobs::start).get(jobs::status).delete(jobs::cancel),
         )
-        .with_state(AppState { service })
+        .with_state(AppState {
+            service,
+            sse_keep_alive: config.sse_keep_alive,
+        })
         .layer(axum::middleware::from_fn_with_state(
             observe::RequestTimeout(config.request_timeout),
             observe::observe,
