@@ -37,6 +37,11 @@ impl MediaJob {
             None,
         );
         let outcome = self.work(&request, &token, &trail, &cancel).await;
+        // A failure that raced a cancel is reported as the cancel.
+        let outcome = match outcome {
+            Err(Stop::Failed(_)) if cancel.is_cancelled() => Err(Stop::Cancelled),
+            other => other,
+        };
         let jobs = &self.shared.jobs;
         match outcome {
             Ok(()) => {
@@ -86,12 +91,13 @@ impl MediaJob {
     ) -> Result<(), Stop> {
         let id = &request.media_id;
         let catalog = self.parts.catalog.as_ref();
-        let path = catalog
-            .media_path(id, token)
-            .await
+        let path = unless_cancelled(cancel, catalog.media_path(id, token))
+            .await?
             .map_err(|e| Stop::Failed(e.to_string()))?;
         let stored = match token.user_id() {
-            Some(user) => catalog.user_settings(user, token).await.unwrap_or_else(|e| {
+            Some(user) => unless_cancelled(cancel, catalog.user_settings(user, token))
+                .await?
+                .unwrap_or_else(|e| {
                 tracing::warn!(media = %id, error = %e, "stored settings unavailable; using defaults");
                 SettingsPatch::default()
             }),
@@ -152,6 +158,18 @@ impl MediaJob {
             .await;
         }
         Ok(())
+    }
+}
+
+/// Waits for `work` unless the job is cancelled first (waits end at once on a cancel;
+/// only a frame in flight runs to its boundary).
+async fn unless_cancelled<T>(
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Stop> {
+    tokio::select! {
+        () = cancel.cancelled() => Err(Stop::Cancelled),
+        done = work => Ok(done),
     }
 }
 

@@ -85,6 +85,15 @@ impl Subscription {
         }
     }
 
+    /// The next frame of any kind.
+    pub fn next_frame(&self, within: Duration) -> Frame {
+        match self.frames.recv_timeout(within) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("the stream ended"),
+            Err(_) => panic!("no frame within {within:?}"),
+        }
+    }
+
     /// Every frame until the stream ends; panics if it does not end in time.
     pub fn until_end(&self, within: Duration) -> Vec<Frame> {
         let deadline = Instant::now() + within;

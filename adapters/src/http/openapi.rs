@@ -30,6 +30,7 @@ pub struct ClassEntry {
         super::jobs::start,
         super::jobs::status,
         super::jobs::cancel,
+        super::stream::stream,
         openapi_json,
     ),
     components(schemas(ports::DetectionEvent, ports::MediaEventStatus)),

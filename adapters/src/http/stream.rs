@@ -34,6 +34,17 @@ struct Lagged {
     missed: u64,
 }
 
+#[utoipa::path(get, path = "/detect/stream", tag = "detection",
+    params(
+        ("mediaId" = Option<String>, Query, description = "Only this media's detection events (availability events still come)"),
+        ("lastEventId" = Option<u64>, Query, description = "Replay buffered events after this id (the `Last-Event-ID` header wins)"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Replay buffered events after this id"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = ports::DetectionEvent,
+            description = "Unnamed frames carry a DetectionEvent with `id:`; `event: availability` the /health object; `event: lagged` `{\"missed\":n}`; `: keep-alive` comments"),
+        (status = 400, description = "Last-Event-ID is not a number", body = super::error::Detail),
+    ))]
 pub async fn stream(
     State(state): State<AppState>,
     Query(query): Query<StreamQuery>,
