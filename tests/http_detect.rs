@@ -196,12 +196,15 @@ fn a_truncated_multipart_body_is_400() {
 }
 
 #[test]
-fn a_body_over_the_limit_is_413_while_it_streams() {
+fn a_500_mb_upload_is_413_while_it_streams_and_memory_does_not_grow() {
     use std::io::{Read, Write};
     let service = start("http-limit", "max_body_bytes = 100000\n");
+    // Warm the process up so later growth would be the upload's.
+    assert_eq!(service.health()["status"], "healthy");
+    let before = rss_kib(service.child.id());
     let address = service.base.trim_start_matches("http://").to_string();
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    let size = 5_000_000;
+    let size = 500 * 1024 * 1024;
     write!(
         stream,
         "POST /detect HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {size}\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\r\n"
@@ -231,9 +234,28 @@ fn a_body_over_the_limit_is_413_while_it_streams() {
     let answer = answer.join().unwrap();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"detail\""), "{answer}");
-    assert!(sent < size, "refused before the whole body was sent");
+    assert!(
+        sent < size,
+        "refused before the whole body was sent ({sent} bytes)"
+    );
+    let after = rss_kib(service.child.id());
+    assert!(
+        after < before + 32 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB"
+    );
     // The service is still there for the next client.
     assert_eq!(service.health()["status"], "healthy");
+}
+
+/// Resident set size of a process, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }
 
 #[test]
