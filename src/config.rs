@@ -287,6 +287,16 @@ pub enum AnnotationsConfig {
         #[serde(default = "default_timeout_secs")]
         timeout_secs: u64,
     },
+    /// Any webhook: each annotation posted as `{"event":"annotation","annotation":…}`.
+    /// Media records stay local (as with `file`).
+    Webhook {
+        url: String,
+        #[serde(default = "default_timeout_secs")]
+        timeout_secs: u64,
+        /// A header sent with every call, e.g. `secret_header = ["x-hook-secret", "…"]`.
+        #[serde(default)]
+        secret_header: Option<(String, String)>,
+    },
 }
 
 fn default_annotation_file() -> PathBuf {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use adapters::annotations::file::JsonLinesSink;
 use adapters::annotations::http::{AnnotationsClient, AnnotationsClientConfig};
 use adapters::annotations::outbox::{Outbox, OutboxConfig};
+use adapters::annotations::webhook::{WebhookSink, WebhookSinkConfig};
 use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
 use adapters::events::{EventBus, EventBusConfig};
 use adapters::http::HttpConfig;
@@ -237,6 +238,18 @@ fn application(config: &Config, parts: Parts) -> Result<Application, String> {
                 })?);
                 (client.clone(), client)
             }
+            AnnotationsConfig::Webhook {
+                url,
+                timeout_secs,
+                secret_header,
+            } => (
+                Arc::new(WebhookSink::new(WebhookSinkConfig {
+                    url: url.clone(),
+                    timeout: Duration::from_secs(*timeout_secs),
+                    secret_header: secret_header.clone(),
+                })?),
+                Arc::new(LocalMediaCatalog::new(&media.images_dir, &media.videos_dir)),
+            ),
         };
     let outbox = &config.outbox;
     let sink = Outbox::start(

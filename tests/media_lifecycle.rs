@@ -40,6 +40,14 @@ fn stand_in() -> StandIn {
 /// The service on the v8 fixture model (it finds boxes in any photo), with Annotations
 /// at the stand-in, media folders and spool in a scratch folder.
 fn start(tag: &str, annotations: &StandIn, extra: &str) -> Service {
+    let section = format!(
+        "[annotations]\nkind = \"http\"\nurl = {:?}\ntimeout_secs = 2\n",
+        annotations.url()
+    );
+    start_with(tag, &section, extra)
+}
+
+fn start_with(tag: &str, annotations_section: &str, extra: &str) -> Service {
     let dir = scratch(tag);
     let text = format!(
         "{LOCAL_PORT_0}shutdown_grace_secs = 6\n\
@@ -47,14 +55,13 @@ fn start(tag: &str, annotations: &StandIn, extra: &str) -> Service {
          [model]\nname = \"v8_static_640.onnx\"\n\
          [model_source]\nkind = \"local\"\ndir = {models:?}\n\
          [engine]\nkind = \"onnx\"\nlibrary = {library:?}\n\
-         [annotations]\nkind = \"http\"\nurl = {url:?}\ntimeout_secs = 2\n\
+         {annotations_section}\
          [media]\nimages_dir = {images:?}\nvideos_dir = {videos:?}\n\
          [outbox]\nspool_dir = {spool:?}\nmax_attempts = 2\nfirst_delay_ms = 50\nmax_delay_ms = 100\nspool_retry_secs = 1\n\
          {extra}\n",
         classes = repo().join("classes.json").display().to_string(),
         models = assets().join("fixtures").display().to_string(),
         library = ort_library().display().to_string(),
-        url = annotations.url(),
         images = dir.join("images").display().to_string(),
         videos = dir.join("videos").display().to_string(),
         spool = dir.join("spool").display().to_string(),
@@ -397,4 +404,32 @@ fn sigterm_during_a_job_ends_it_with_an_error_spools_and_exits_within_the_grace(
         1,
         "the stuck annotation is in the spool"
     );
+}
+
+#[test]
+fn an_integrators_webhook_sink_is_chosen_by_configuration_alone() {
+    let hook = stand_in();
+    let section = format!(
+        "[annotations]\nkind = \"webhook\"\nurl = \"{}/annotations\"\nsecret_header = [\"x-hook-secret\", \"s3cret\"]\n",
+        hook.url()
+    );
+    let service = start_with("webhook", &section, "");
+    let photo = png(120, 90, 90);
+    let id = media_id_of(&photo);
+    assert_eq!(service.detect_with_token(photo).0, 200);
+    eventually(Duration::from_secs(10), "the webhook call", || {
+        !hook.calls_to("/annotations").is_empty()
+    });
+    let call = &hook.calls_to("/annotations")[0];
+    let body = call.body.clone().unwrap();
+    assert_eq!(body["event"], "annotation");
+    assert_eq!(body["annotation"]["mediaId"], id);
+    assert_eq!(call.header("x-hook-secret"), Some("s3cret"));
+    assert_eq!(
+        call.header("authorization"),
+        None,
+        "user tokens stay with us"
+    );
+    // Media records stay local: nothing else reached the hook.
+    assert_eq!(hook.calls().len(), 1);
 }

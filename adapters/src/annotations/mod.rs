@@ -1,8 +1,10 @@
 //! Annotation sinks: where accepted annotations go. [`http::AnnotationsClient`] speaks to
 //! the Annotations service (and is its media catalogue too), [`file::JsonLinesSink`]
-//! writes a local file, and [`outbox::Outbox`] wraps either so that delivery never
+//! writes a local file, [`webhook::WebhookSink`] posts to any webhook (the worked
+//! example of adding an adapter), and [`outbox::Outbox`] wraps either so that delivery never
 //! blocks detection and nothing is lost.
 
 pub mod file;
 pub mod http;
 pub mod outbox;
+pub mod webhook;
