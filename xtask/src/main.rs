@@ -6,8 +6,11 @@
 //! * `cargo xtask run [args…]` — fetch the runtime, then `cargo run --release -- serve args…`.
 //! * `cargo xtask bench [--runs N] [--threads T]` — Rust vs the Python reference, side
 //!   by side, into `docs/performance.md`.
+//! * `cargo xtask bench-http` — the service over HTTP vs the engine alone, into
+//!   `docs/performance-http.md`.
 
 mod bench;
+mod bench_http;
 mod fetch;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +29,9 @@ commands:
   bench [--runs N] [--threads T]
                           release build, then Rust bench-frames and reference.py --bench
                           side by side (default 5 runs, 2 threads) -> docs/performance.md
+  bench-http [--requests N] [--threads T]
+                          release service over HTTP at concurrency 1, 2, 4 vs engine-only,
+                          /health latency under load -> docs/performance-http.md
 ";
 
 fn main() -> ExitCode {
@@ -63,6 +69,11 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some("run") => run(&root, &rest),
+        Some("bench-http") => {
+            let options = bench_http::parse(&rest)?;
+            bench_http::bench(&root, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("bench") => {
             let options = bench::parse(&rest)?;
             bench::bench(&root, &options)?;

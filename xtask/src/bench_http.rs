@@ -1,0 +1,403 @@
+//! `cargo xtask bench-http [--requests N] [--threads T]`: the service over HTTP against
+//! the engine alone, in one run on one machine.
+//!
+//! 1. `detections bench-frames` on the photo gives the engine-only time per image
+//!    (the physical limit for that model and thread count).
+//! 2. The release binary serves on a free port; `POST /detect` is driven at
+//!    concurrency 1, 2 and 4 (N requests each, after a warm-up), while a prober asks
+//!    `/health` 20 times a second.
+//! 3. The table (images/s, p50/p99 latency, ratios to engine-only, `/health` p50/p99
+//!    under that load) goes to stdout and to `docs/performance-http.md`.
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, fetch};
+
+const PHOTO: &str = "coffee.png";
+const CONCURRENCY: [usize; 3] = [1, 2, 4];
+
+pub struct Options {
+    pub requests: usize,
+    pub threads: usize,
+}
+
+pub fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        requests: 40,
+        threads: 2,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let target = match arg.as_str() {
+            "--requests" => &mut options.requests,
+            "--threads" => &mut options.threads,
+            other => bail!("bench-http: unknown argument `{other}`"),
+        };
+        let value = args
+            .next()
+            .with_context(|| format!("bench-http: `{arg}` needs a number"))?;
+        *target =
+            value.parse().ok().filter(|n| *n > 0).with_context(|| {
+                format!("bench-http: `{arg} {value}`: expected a positive number")
+            })?;
+    }
+    Ok(options)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One load level's outcome.
+struct Level {
+    concurrency: usize,
+    images_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    health_p50_ms: f64,
+    health_p99_ms: f64,
+    health_max_ms: f64,
+}
+
+pub fn bench(root: &Path, options: &Options) -> Result<()> {
+    let binary = root.join("target/release/detections");
+    let photo = root.join("assets/photos").join(PHOTO);
+    let models = [
+        ("azaion", root.join("assets/models/azaion.onnx")),
+        ("tiny", root.join("assets/fixtures/tiny_v8_640.onnx")),
+    ];
+    for needed in [
+        &photo,
+        &fetch::ort_library(root),
+        &models[0].1,
+        &models[1].1,
+    ] {
+        if !needed.is_file() {
+            bail!("{} is missing (run `cargo xtask fetch`)", needed.display());
+        }
+    }
+    println!("==> build: cargo build --release");
+    let status = cargo()
+        .args(["build", "--release"])
+        .current_dir(root)
+        .status()
+        .context("could not start `cargo build --release`")?;
+    if !status.success() {
+        bail!("`cargo build --release` exited with {status}");
+    }
+    let scratch =
+        std::env::temp_dir().join(format!("detections-bench-http-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let body = std::fs::read(&photo)?;
+    let mut report = String::new();
+    for (label, model) in &models {
+        let port = free_port()?;
+        let config = write_config(root, &scratch, label, model, options.threads, port)?;
+        println!("==> {label}: engine only (bench-frames)");
+        let engine_ms = engine_only_ms(&binary, &config, &photo, root)?;
+        let engine_per_s = 1000.0 / engine_ms;
+        println!(
+            "==> {label}: HTTP at concurrency {CONCURRENCY:?}, {} requests each",
+            options.requests
+        );
+        let _server = Server(
+            Command::new(&binary)
+                .arg("--config")
+                .arg(&config)
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("could not start the service")?,
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        wait_healthy(&base)?;
+        // Warm-up: the first request starts the engine.
+        for _ in 0..3 {
+            post_photo(&base, &body)?;
+        }
+        let mut levels = Vec::new();
+        for concurrency in CONCURRENCY {
+            levels.push(load(&base, &body, concurrency, options.requests)?);
+        }
+        let _ = writeln!(
+            report,
+            "\n### {label} model ({}), {PHOTO}, {} intra-op threads\n\n\
+             Engine only: {engine_ms:.1} ms per image = {engine_per_s:.2} images/s.\n\n\
+             | concurrency | images/s | ÷ engine-only | p50 ms | p99 ms | p99 ÷ engine ms | /health p50 ms | /health p99 ms | /health max ms |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            model.file_name().unwrap_or_default().to_string_lossy(),
+            options.threads
+        );
+        for l in &levels {
+            let _ = writeln!(
+                report,
+                "| {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                l.concurrency,
+                l.images_per_s,
+                l.images_per_s / engine_per_s,
+                l.p50_ms,
+                l.p99_ms,
+                l.p99_ms / engine_ms,
+                l.health_p50_ms,
+                l.health_p99_ms,
+                l.health_max_ms
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!("{report}");
+    let doc = format!(
+        "# HTTP performance\n\n\
+         Written by `cargo xtask bench-http --requests {} --threads {}` on {} ({} cores), {}.\n\
+         Each model: `detections bench-frames` first (engine-only time per image, the \
+         limit), then the release service on the same machine, `POST /detect` at each \
+         concurrency after a warm-up, with `/health` probed 20 times a second during \
+         the load. Ratios are within one run.\n{report}",
+        options.requests,
+        options.threads,
+        shell("uname", &["-srm"]),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+    );
+    let target = root.join("docs/performance-http.md");
+    std::fs::write(&target, doc).with_context(|| format!("cannot write {}", target.display()))?;
+    println!("==> wrote {}", target.display());
+    Ok(())
+}
+
+fn shell(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn write_config(
+    root: &Path,
+    dir: &Path,
+    tag: &str,
+    model: &Path,
+    threads: usize,
+    port: u16,
+) -> Result<PathBuf> {
+    let name = model.file_name().unwrap_or_default().to_string_lossy();
+    let model_dir = model.parent().unwrap_or(root);
+    let text = format!(
+        "[server]\nbind = \"127.0.0.1:{port}\"\n\
+         [classes]\npath = {classes:?}\n\
+         [model]\nname = {name:?}\n\
+         [model_source]\nkind = \"local\"\ndir = {model_dir:?}\n\
+         [engine]\nkind = \"onnx\"\nlibrary = {library:?}\nintra_threads = {threads}\n\
+         [annotations]\nkind = \"file\"\npath = {annotations:?}\n\
+         [outbox]\nspool_dir = {spool:?}\n\
+         [logging]\nlevel = \"warn\"\n",
+        classes = root.join("classes.json").display().to_string(),
+        model_dir = model_dir.display().to_string(),
+        library = fetch::ort_library(root).display().to_string(),
+        annotations = dir.join("annotations.jsonl").display().to_string(),
+        spool = dir.join(format!("spool-{tag}")).display().to_string(),
+    );
+    let path = dir.join(format!("{tag}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn engine_only_ms(binary: &Path, config: &Path, photo: &Path, root: &Path) -> Result<f64> {
+    let output = Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .args(["bench-frames", "--runs", "10"])
+        .arg(photo)
+        .current_dir(root)
+        .output()
+        .context("could not start bench-frames")?;
+    if !output.status.success() {
+        bail!(
+            "bench-frames failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .last()
+        .context("bench-frames printed nothing")?;
+    let value: serde_like::Value = serde_like::parse(line)?;
+    value.number("engine_ms")
+}
+
+/// The few JSON numbers we read, without a JSON dependency in xtask.
+mod serde_like {
+    use anyhow::{Context, Result};
+
+    pub struct Value(String);
+
+    pub fn parse(line: &str) -> Result<Value> {
+        Ok(Value(line.to_string()))
+    }
+
+    impl Value {
+        pub fn number(&self, key: &str) -> Result<f64> {
+            let needle = format!("\"{key}\":");
+            let at = self
+                .0
+                .find(&needle)
+                .with_context(|| format!("no {key} in {}", self.0))?;
+            let rest = self.0[at + needle.len()..].trim_start();
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
+                .unwrap_or(rest.len());
+            rest[..end]
+                .parse()
+                .with_context(|| format!("{key} is not a number"))
+        }
+    }
+}
+
+fn wait_healthy(base: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ureq::get(&format!("{base}/health")).call().is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the service did not answer /health within 30 s")
+}
+
+const BOUNDARY: &str = "xtask-bench-boundary";
+
+fn post_photo(base: &str, photo: &[u8]) -> Result<Duration> {
+    let mut body = Vec::with_capacity(photo.len() + 256);
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{PHOTO}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(photo);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let started = Instant::now();
+    let mut response = ureq::post(&format!("{base}/detect"))
+        .header(
+            "Content-Type",
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .send(&body[..])
+        .context("POST /detect failed")?;
+    let mut sink = Vec::new();
+    response.body_mut().as_reader().read_to_end(&mut sink)?;
+    Ok(started.elapsed())
+}
+
+fn load(base: &str, photo: &[u8], concurrency: usize, requests: usize) -> Result<Level> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let stop = Arc::clone(&stop);
+        let url = format!("{base}/health");
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                if ureq::get(&url).call().is_ok() {
+                    times.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            times
+        })
+    };
+    let per_worker = requests.div_ceil(concurrency);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let base = base.to_string();
+            let photo = photo.to_vec();
+            std::thread::spawn(move || -> Result<Vec<f64>> {
+                (0..per_worker)
+                    .map(|_| post_photo(&base, &photo).map(|d| d.as_secs_f64() * 1000.0))
+                    .collect()
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a load thread panicked"))??,
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut health = prober
+        .join()
+        .map_err(|_| anyhow::anyhow!("the prober panicked"))?;
+    let images_per_s = latencies.len() as f64 / elapsed;
+    let (p50_ms, p99_ms) = (
+        percentile(&mut latencies, 0.5),
+        percentile(&mut latencies, 0.99),
+    );
+    let health_max_ms = health.iter().copied().fold(0.0, f64::max);
+    Ok(Level {
+        concurrency,
+        images_per_s,
+        p50_ms,
+        p99_ms,
+        health_p50_ms: percentile(&mut health, 0.5),
+        health_p99_ms: percentile(&mut health, 0.99),
+        health_max_ms,
+    })
+}
+
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let index = ((values.len() as f64 - 1.0) * q).round() as usize;
+    values[index]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_ranked_value() {
+        let mut v = vec![5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(percentile(&mut v, 0.5), 3.0);
+        assert_eq!(percentile(&mut v, 0.99), 5.0);
+        assert!(percentile(&mut [], 0.5).is_nan());
+    }
+
+    #[test]
+    fn numbers_are_read_from_a_json_line() {
+        let v = serde_like::parse(r#"{"file":"a","engine_ms":12.5,"views":1}"#).unwrap();
+        assert_eq!(v.number("engine_ms").unwrap(), 12.5);
+        assert!(v.number("nope").is_err());
+    }
+}
