@@ -6,8 +6,13 @@
 //! 2. The release binary serves on a free port; `POST /detect` is driven at
 //!    concurrency 1, 2 and 4 (N requests each, after a warm-up), while a prober asks
 //!    `/health` 20 times a second.
-//! 3. The table (images/s, p50/p99 latency, ratios to engine-only, `/health` p50/p99
-//!    under that load) goes to stdout and to `docs/performance-http.md`.
+//! 3. The same load against the Python service of the standing comparison
+//!    (`benches/python_service.py`: FastAPI on uvicorn, two workers, the reference
+//!    pipeline), with resident memory of both.
+//! 4. With the tiny model, a soak: RSS after 100 requests vs after `--soak` requests.
+//! 5. The table (images/s, p50/p99 latency, ratios to engine-only and to Python,
+//!    `/health` p50/p99 under that load, memory) goes to stdout and to
+//!    `docs/performance-http.md`.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -27,18 +32,22 @@ const CONCURRENCY: [usize; 3] = [1, 2, 4];
 pub struct Options {
     pub requests: usize,
     pub threads: usize,
+    /// Requests of the memory-growth check (RSS after 100 vs after this many).
+    pub soak: usize,
 }
 
 pub fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options {
         requests: 40,
         threads: 2,
+        soak: 5000,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let target = match arg.as_str() {
             "--requests" => &mut options.requests,
             "--threads" => &mut options.threads,
+            "--soak" => &mut options.soak,
             other => bail!("bench-http: unknown argument `{other}`"),
         };
         let value = args
@@ -102,6 +111,23 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
         std::env::temp_dir().join(format!("detections-bench-http-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let body = std::fs::read(&photo)?;
+    let python = fetch::venv_python(root);
+    println!("==> pip install -r benches/requirements.txt (the Python service)");
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+        ])
+        .arg(root.join("benches/requirements.txt"))
+        .status()
+        .context("could not run pip")?;
+    if !status.success() {
+        bail!("pip install -r benches/requirements.txt failed");
+    }
     let mut report = String::new();
     for (label, model) in &models {
         let port = free_port()?;
@@ -113,7 +139,7 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
             "==> {label}: HTTP at concurrency {CONCURRENCY:?}, {} requests each",
             options.requests
         );
-        let _server = Server(
+        let server = Server(
             Command::new(&binary)
                 .arg("--config")
                 .arg(&config)
@@ -129,32 +155,102 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
         for _ in 0..3 {
             post_photo(&base, &body)?;
         }
-        let mut levels = Vec::new();
+        let rust_idle = memory(server.0.id());
+        let mut rust = Vec::new();
         for concurrency in CONCURRENCY {
-            levels.push(load(&base, &body, concurrency, options.requests)?);
+            rust.push(load(&base, &body, concurrency, options.requests)?);
         }
+        let rust_loaded = memory(server.0.id());
+        let soak = if *label == "tiny" {
+            Some(soak(&base, &body, options.soak, server.0.id())?)
+        } else {
+            None
+        };
+        drop(server);
+
+        println!(
+            "==> {label}: the Python service (FastAPI on uvicorn, 2 workers) under the same load"
+        );
+        let python_port = free_port()?;
+        let python_server = Server(
+            Command::new(&python)
+                .arg(root.join("benches/python_service.py"))
+                .arg("--model")
+                .arg(model)
+                .arg("--classes")
+                .arg(root.join("classes.json"))
+                .args(["--port", &python_port.to_string()])
+                .args(["--threads", &options.threads.to_string()])
+                .args(["--workers", "2"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("could not start benches/python_service.py")?,
+        );
+        let python_base = format!("http://127.0.0.1:{python_port}");
+        wait_healthy(&python_base)?;
+        for _ in 0..3 {
+            post_photo(&python_base, &body)?;
+        }
+        let python_idle = memory(python_server.0.id());
+        let mut python_levels = Vec::new();
+        for concurrency in CONCURRENCY {
+            python_levels.push(load(&python_base, &body, concurrency, options.requests)?);
+        }
+        let python_loaded = memory(python_server.0.id());
+        drop(python_server);
+
+        let model_mib = std::fs::metadata(model).map_or(0.0, |m| m.len() as f64 / 1048576.0);
         let _ = writeln!(
             report,
-            "\n### {label} model ({}), {PHOTO}, {} intra-op threads\n\n\
+            "\n### {label} model ({}, {model_mib:.1} MiB), {PHOTO}, {} intra-op threads\n\n\
              Engine only: {engine_ms:.1} ms per image = {engine_per_s:.2} images/s.\n\n\
-             | concurrency | images/s | ÷ engine-only | p50 ms | p99 ms | p99 ÷ engine ms | /health p50 ms | /health p99 ms | /health max ms |\n\
-             |---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+             | service | concurrency | images/s | ÷ engine-only | Rust ÷ Python | p50 ms | p99 ms | p99 ÷ engine ms | /health p50 ms | /health p99 ms | /health max ms |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             model.file_name().unwrap_or_default().to_string_lossy(),
             options.threads
         );
-        for l in &levels {
+        for (side, levels) in [("Rust", &rust), ("Python", &python_levels)] {
+            for (l, other) in levels.iter().zip(python_levels.iter()) {
+                let versus = if side == "Rust" {
+                    format!("{:.2}", l.images_per_s / other.images_per_s)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    report,
+                    "| {side} | {} | {:.2} | {:.2} | {versus} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    l.concurrency,
+                    l.images_per_s,
+                    l.images_per_s / engine_per_s,
+                    l.p50_ms,
+                    l.p99_ms,
+                    l.p99_ms / engine_ms,
+                    l.health_p50_ms,
+                    l.health_p99_ms,
+                    l.health_max_ms
+                );
+            }
+        }
+        let _ = writeln!(
+            report,
+            "\nMemory (MiB): Rust idle after warm-up {:.1}, after the load {:.1}, peak {:.1}; \
+             Python idle {:.1}, after the load {:.1}, peak {:.1}; Rust ÷ Python peak {:.2}.",
+            rust_idle.rss_mib,
+            rust_loaded.rss_mib,
+            rust_loaded.peak_mib,
+            python_idle.rss_mib,
+            python_loaded.rss_mib,
+            python_loaded.peak_mib,
+            rust_loaded.peak_mib / python_loaded.peak_mib
+        );
+        if let Some((after_100, after_all)) = soak {
             let _ = writeln!(
                 report,
-                "| {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                l.concurrency,
-                l.images_per_s,
-                l.images_per_s / engine_per_s,
-                l.p50_ms,
-                l.p99_ms,
-                l.p99_ms / engine_ms,
-                l.health_p50_ms,
-                l.health_p99_ms,
-                l.health_max_ms
+                "Soak: RSS after 100 requests {after_100:.1} MiB, after {} requests {after_all:.1} MiB \
+                 ({:+.1} %).",
+                options.soak,
+                (after_all / after_100 - 1.0) * 100.0
             );
         }
     }
@@ -162,13 +258,14 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
     println!("{report}");
     let doc = format!(
         "# HTTP performance\n\n\
-         Written by `cargo xtask bench-http --requests {} --threads {}` on {} ({} cores), {}.\n\
+         Written by `cargo xtask bench-http --requests {} --threads {} --soak {}` on {} ({} cores), {}.\n\
          Each model: `detections bench-frames` first (engine-only time per image, the \
          limit), then the release service on the same machine, `POST /detect` at each \
          concurrency after a warm-up, with `/health` probed 20 times a second during \
          the load. Ratios are within one run.\n{report}",
         options.requests,
         options.threads,
+        options.soak,
         shell("uname", &["-srm"]),
         std::thread::available_parallelism().map_or(0, usize::from),
         shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
@@ -371,6 +468,37 @@ fn load(base: &str, photo: &[u8], concurrency: usize, requests: usize) -> Result
         health_p99_ms: percentile(&mut health, 0.99),
         health_max_ms,
     })
+}
+
+/// Resident and peak resident memory of a process, from /proc.
+struct Memory {
+    rss_mib: f64,
+    peak_mib: f64,
+}
+
+fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    Memory {
+        rss_mib: field("VmRSS:"),
+        peak_mib: field("VmHWM:"),
+    }
+}
+
+/// RSS after 100 requests and after `total`, at concurrency 4.
+fn soak(base: &str, photo: &[u8], total: usize, pid: u32) -> Result<(f64, f64)> {
+    println!("==> soak: {total} requests");
+    load(base, photo, 4, 100)?;
+    let after_100 = memory(pid).rss_mib;
+    load(base, photo, 4, total.saturating_sub(100).max(1))?;
+    Ok((after_100, memory(pid).rss_mib))
 }
 
 fn percentile(values: &mut [f64], q: f64) -> f64 {

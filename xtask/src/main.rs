@@ -29,7 +29,7 @@ commands:
   bench [--runs N] [--threads T]
                           release build, then Rust bench-frames and reference.py --bench
                           side by side (default 5 runs, 2 threads) -> docs/performance.md
-  bench-http [--requests N] [--threads T]
+  bench-http [--requests N] [--threads T] [--soak N]
                           release service over HTTP at concurrency 1, 2, 4 vs engine-only,
                           /health latency under load -> docs/performance-http.md
 ";

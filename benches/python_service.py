@@ -1,0 +1,73 @@
+"""The standing comparison: a Python detection service built the way the original one
+is — FastAPI on uvicorn, two worker threads, the reference pipeline
+(scripts/reference.py). `cargo xtask bench-http` drives it with the same load as the
+Rust service and reports both side by side.
+
+    python benches/python_service.py --model M --classes classes.json --port 8090 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import anyio
+import uvicorn
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import reference  # noqa: E402
+
+
+def build(model: Path, classes_path: Path, threads: int, workers: int) -> FastAPI:
+    engine = reference.Engine(model, threads, None)
+    classes = reference.load_classes(classes_path)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        # Sync endpoints run in anyio's thread pool: cap it at the worker count.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = workers
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "healthy", "aiAvailability": "Enabled", "errorMessage": None, "engineType": "onnx"}
+
+    @app.post("/detect")
+    def detect(file: UploadFile = File(...), config: str | None = Form(None)) -> list[dict]:
+        try:
+            settings = reference.load_settings(config)
+        except (ValueError, AttributeError) as err:
+            raise HTTPException(400, f"config: {err}")
+        data = file.file.read()
+        if not data:
+            raise HTTPException(400, "the file is empty")
+        try:
+            img = Image.open(io.BytesIO(data)).convert("RGB")
+        except Exception as err:  # noqa: BLE001 - any decoder failure is the client's
+            raise HTTPException(400, f"not a decodable image: {err}")
+        return reference.detect(img, engine, settings, classes)
+
+    return app
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--classes", required=True, type=Path)
+    ap.add_argument("--port", type=int, default=8090)
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    ap.add_argument("--workers", type=int, default=2, help="request worker threads")
+    args = ap.parse_args()
+    app = build(args.model, args.classes, args.threads, args.workers)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
