@@ -433,3 +433,55 @@ fn an_integrators_webhook_sink_is_chosen_by_configuration_alone() {
     // Media records stay local: nothing else reached the hook.
     assert_eq!(hook.calls().len(), 1);
 }
+
+#[test]
+fn an_expiring_token_is_refreshed_and_the_users_stored_settings_apply() {
+    let annotations = stand_in();
+    let service = start("refresh", &annotations, "");
+    let images = service.dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let path = images.join("r1.png");
+    std::fs::write(&path, png(160, 120, 40)).unwrap();
+    annotations.set_media("r1", path.to_str().unwrap());
+    // The stored settings drop every fixture box (scores are at most 0.875).
+    annotations.set_settings(json!({"ProbabilityThreshold": 0.95}));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiring = format!(
+        "Bearer {}",
+        standin::jwt(&json!({"nameid": "user-7", "exp": now + 30}))
+    );
+    let events = Subscription::open(&service.url("/detect/stream?mediaId=r1"));
+    let response = service
+        .client
+        .post(service.url("/detect/r1"))
+        .header("Authorization", &expiring)
+        .header("x-refresh-token", "refresh-1")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let done = events.wait_for(Duration::from_secs(15), |e| {
+        e["mediaStatus"] != "AIProcessing"
+    });
+    assert_eq!(done["mediaStatus"], "AIProcessed");
+
+    let refresh = &annotations.calls_to("/auth/refresh")[0];
+    assert_eq!(
+        refresh.body.clone().unwrap(),
+        json!({"refreshToken": "refresh-1"})
+    );
+    let fresh = format!("Bearer {}", standin::default_token());
+    // After the refresh every call carries the new token and the new token's user.
+    let settings = annotations.calls_to("/api/users/");
+    assert_eq!(settings.len(), 1);
+    assert_eq!(settings[0].path, "/api/users/standin-user/ai-settings");
+    assert_eq!(settings[0].header("authorization"), Some(fresh.as_str()));
+    assert_eq!(
+        annotations.calls_to("/api/media/r1")[0].header("authorization"),
+        Some(fresh.as_str())
+    );
+    // The stored threshold applied: nothing was found, so nothing was annotated.
+    assert!(annotations.calls_to("/annotations").is_empty());
+}

@@ -162,3 +162,29 @@ fn the_openapi_document_covers_every_route() {
         .unwrap();
     assert!(!health.headers()["x-request-id"].is_empty());
 }
+
+#[test]
+fn the_request_time_limit_never_cuts_an_event_stream() {
+    let dir = scratch("sse-timeout");
+    let config = config_file(
+        &dir,
+        &assets().join("fixtures"),
+        "v8_static_640.onnx",
+        &format!(
+            "[server]\nbind = \"127.0.0.1:0\"\nrequest_timeout_secs = 1\n[outbox]\nspool_dir = {:?}\n",
+            dir.join("spool").display().to_string()
+        ),
+    );
+    let (child, address) = serve(&config);
+    let service = Service {
+        child,
+        base: format!("http://{address}"),
+    };
+    let stream = Subscription::open(&format!("{}/detect/stream", service.base));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(detect(&service.base).status(), 200);
+    let done = stream.wait_for(Duration::from_secs(10), |e| {
+        e["mediaStatus"] == "AIProcessed"
+    });
+    assert_eq!(done["mediaPercent"], 100);
+}

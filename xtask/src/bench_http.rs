@@ -217,15 +217,24 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
                 } else {
                     String::new()
                 };
+                // A near-free engine makes ratios to it meaningless.
+                let meaningful = engine_ms >= 1.0;
+                let of_engine = |x: f64| {
+                    if meaningful {
+                        format!("{x:.2}")
+                    } else {
+                        "n/a".to_string()
+                    }
+                };
                 let _ = writeln!(
                     report,
-                    "| {side} | {} | {:.2} | {:.2} | {versus} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    "| {side} | {} | {:.2} | {} | {versus} | {:.1} | {:.1} | {} | {:.2} | {:.2} | {:.2} |",
                     l.concurrency,
                     l.images_per_s,
-                    l.images_per_s / engine_per_s,
+                    of_engine(l.images_per_s / engine_per_s),
                     l.p50_ms,
                     l.p99_ms,
-                    l.p99_ms / engine_ms,
+                    of_engine(l.p99_ms / engine_ms),
                     l.health_p50_ms,
                     l.health_p99_ms,
                     l.health_max_ms
