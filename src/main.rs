@@ -11,8 +11,8 @@ use adapters::annotations::outbox::{Outbox, OutboxConfig};
 use adapters::engine::onnx::{
     GpuEngineConfig, GpuEngineFactory, OnnxEngineConfig, OnnxEngineFactory,
 };
-use adapters::gpu::CudaDriverProbe;
 use adapters::events::{EventBus, EventBusConfig};
+use adapters::gpu::CudaDriverProbe;
 use adapters::http::HttpConfig;
 use adapters::image::{ImageCodec, JpegAnnotator, LetterboxPreprocessor};
 use adapters::media::{FolderMediaStore, LocalMediaCatalog};
@@ -244,10 +244,20 @@ fn cpu_factory(engine: &EngineConfig) -> Arc<dyn EngineFactory> {
             max_batch: *max_batch,
             intra_spinning: *intra_spinning,
         })),
-        EngineConfig::Tensorrt { library, layout, max_batch, .. }
-        | EngineConfig::Cuda { library, layout, max_batch, .. } => Arc::new(
-            OnnxEngineFactory::new(gpu_onnx_config(library, *layout, *max_batch)),
-        ),
+        EngineConfig::Tensorrt {
+            library,
+            layout,
+            max_batch,
+            ..
+        }
+        | EngineConfig::Cuda {
+            library,
+            layout,
+            max_batch,
+            ..
+        } => Arc::new(OnnxEngineFactory::new(gpu_onnx_config(
+            library, *layout, *max_batch,
+        ))),
     }
 }
 

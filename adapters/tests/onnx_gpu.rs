@@ -45,7 +45,10 @@ fn assert_loud(error: EngineError, provider: &str) {
 
 #[test]
 fn cuda_on_the_cpu_build_fails_loudly() {
-    let error = factory(&cache()).build(&model()).err().expect("no CUDA here");
+    let error = factory(&cache())
+        .build(&model())
+        .err()
+        .expect("no CUDA here");
     assert_loud(error, "CUDA");
 }
 
@@ -65,9 +68,15 @@ fn tensorrt_on_the_cpu_build_fails_loudly_and_writes_nothing() {
     };
     assert_eq!(conversion.engine_name, "tiny_v8_640.cc_9.0_sm_132.engine");
     let factory = factory(&cache);
-    let error = factory.convert(&model(), &conversion).err().expect("no TensorRT here");
+    let error = factory
+        .convert(&model(), &conversion)
+        .err()
+        .expect("no TensorRT here");
     assert_loud(error, "TensorRT");
     assert!(!cache.join(&conversion.engine_name).exists());
-    let error = factory.load_engine(&model()).err().expect("no TensorRT here");
+    let error = factory
+        .load_engine(&model())
+        .err()
+        .expect("no TensorRT here");
     assert_loud(error, "TensorRT");
 }

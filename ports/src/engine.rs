@@ -211,10 +211,7 @@ pub trait EngineFactory: Send + Sync {
     fn build(&self, model: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError>;
 
     /// Loads a pre-built engine file (from the Loader or the local cache).
-    fn load_engine(
-        &self,
-        engine: &ModelArtifact,
-    ) -> Result<Arc<dyn InferenceEngine>, EngineError> {
+    fn load_engine(&self, engine: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError> {
         Err(EngineError::Backend(format!(
             "this engine loads no pre-built engines ({})",
             engine.name

@@ -110,7 +110,10 @@ mod tests {
             gpu.engine_name("models.v2/yolo.onnx", Precision::Fp16),
             "yolo.cc_8.9_sm_132.engine"
         );
-        assert_eq!(calibration_cache_name("azaion.onnx"), "azaion.int8_calib.cache");
+        assert_eq!(
+            calibration_cache_name("azaion.onnx"),
+            "azaion.int8_calib.cache"
+        );
         assert_eq!(model_stem("plain"), "plain");
     }
 

@@ -20,8 +20,8 @@ pub mod model_source;
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
 pub use driving::{DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest};
 pub use engine::{
-    BatchSize, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor, ModelSpec,
-    Conversion, RawOutput, TensorSlot,
+    BatchSize, Conversion, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor,
+    ModelSpec, RawOutput, TensorSlot,
 };
 pub use events::{
     DetectionDto, DetectionEvent, EventPublisher, EventReceiver, EventSubscription,

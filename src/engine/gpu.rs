@@ -177,7 +177,9 @@ impl EngineManager {
                         calibration: Some(artifact.path),
                     };
                 }
-                Err(e) => tracing::warn!(error = %e, "no INT8 calibration cache; building without INT8"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no INT8 calibration cache; building without INT8")
+                }
             }
         }
         let precision = if gpu.fp16 && info.supports_fp16() {

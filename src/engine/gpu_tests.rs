@@ -124,15 +124,17 @@ fn converting_factory(
         Ok(Arc::clone(&cuda))
     });
     let log = Arc::clone(&seen);
-    factory.expect_convert().returning(move |model, conversion| {
-        assert_eq!(model.name, "azaion.onnx");
-        log.lock().unwrap().push(conversion.clone());
-        std::thread::sleep(convert_delay);
-        convert.clone().map(|()| ModelArtifact {
-            name: conversion.engine_name.clone(),
-            path: format!("/cache/{}", conversion.engine_name).into(),
-        })
-    });
+    factory
+        .expect_convert()
+        .returning(move |model, conversion| {
+            assert_eq!(model.name, "azaion.onnx");
+            log.lock().unwrap().push(conversion.clone());
+            std::thread::sleep(convert_delay);
+            convert.clone().map(|()| ModelArtifact {
+                name: conversion.engine_name.clone(),
+                path: format!("/cache/{}", conversion.engine_name).into(),
+            })
+        });
     factory.expect_load_engine().returning(move |built| {
         assert!(built.path.starts_with("/cache"), "{built:?}");
         Ok(Arc::clone(&trt))
@@ -288,7 +290,10 @@ async fn a_failed_upload_is_a_warning_and_the_built_engine_serves() {
     let status = settled(&manager).await;
     let reason = status.availability.reason().expect("a warning").to_string();
     assert!(matches!(status.availability, Availability::Warning(_)));
-    assert!(reason.contains("not shared") && reason.contains("503"), "{reason}");
+    assert!(
+        reason.contains("not shared") && reason.contains("503"),
+        "{reason}"
+    );
     assert_eq!(manager.current().unwrap().engine_type(), "tensorrt");
     assert_eq!(
         *seen.lock().unwrap(),
@@ -310,13 +315,22 @@ async fn a_failed_conversion_is_a_warning_and_the_fallback_keeps_serving() {
     let status = settled(&manager).await;
     let reason = status.availability.reason().expect("a warning").to_string();
     assert!(matches!(status.availability, Availability::Warning(_)));
-    assert!(reason.contains("workspace") && reason.contains("cuda"), "{reason}");
+    assert!(
+        reason.contains("workspace") && reason.contains("cuda"),
+        "{reason}"
+    );
     assert_eq!(manager.current().unwrap().engine_type(), "cuda");
     assert_eq!(
         *seen.lock().unwrap(),
         ["None", "Downloading", "Converting", "Warning"]
     );
-    assert!(!asked.lock().unwrap().iter().any(|a| a.starts_with("upload")));
+    assert!(
+        !asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.starts_with("upload"))
+    );
 }
 
 fn no_gpu() -> MockGpuProbe {
@@ -490,7 +504,10 @@ async fn the_switch_fails_no_request_under_concurrent_load() {
     // Calls in flight at the switch finish after it, on the fallback they took.
     answered.sort_unstable();
     let markers: Vec<usize> = answered.iter().map(|&(_, m)| m).collect();
-    let first_trt = markers.iter().position(|&m| m == 1).expect("TensorRT answered");
+    let first_trt = markers
+        .iter()
+        .position(|&m| m == 1)
+        .expect("TensorRT answered");
     assert!(first_trt >= 6, "the fallback served first: {markers:?}");
     assert!(
         markers[first_trt..].iter().all(|&m| m == 1),

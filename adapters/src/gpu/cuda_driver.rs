@@ -108,9 +108,18 @@ impl CudaDriverProbe {
             };
             Ok(GpuInfo {
                 name,
-                cc_major: attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "compute capability")?,
-                cc_minor: attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "compute capability")?,
-                sm_count: attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "multiprocessor count")?,
+                cc_major: attribute(
+                    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                    "compute capability",
+                )?,
+                cc_minor: attribute(
+                    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                    "compute capability",
+                )?,
+                sm_count: attribute(
+                    CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                    "multiprocessor count",
+                )?,
             })
         }
     }
@@ -129,7 +138,8 @@ struct Api<'lib> {
     device_get: Symbol<'lib, unsafe extern "C" fn(*mut CuDevice, c_int) -> CuResult>,
     device_name: Symbol<'lib, unsafe extern "C" fn(*mut c_char, c_int, CuDevice) -> CuResult>,
     attribute: Symbol<'lib, unsafe extern "C" fn(*mut c_int, c_int, CuDevice) -> CuResult>,
-    error_name: Option<Symbol<'lib, unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult>>,
+    error_name:
+        Option<Symbol<'lib, unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult>>,
 }
 
 impl<'lib> Api<'lib> {
@@ -158,7 +168,9 @@ impl<'lib> Api<'lib> {
         });
         let name = if known {
             // SAFETY: a non-null static, NUL-terminated string from the driver.
-            unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(name) }
+                .to_string_lossy()
+                .into_owned()
         } else {
             format!("error {result}")
         };

@@ -52,15 +52,14 @@ impl OnnxEngineFactory {
         let count = self.config.sessions.max(1);
         let mut sessions = Vec::with_capacity(count);
         for _ in 0..count {
-            sessions.push(
-                self.session(&environment, &model.path, providers)
-                    .map_err(|e| match e {
-                        EngineError::Model(reason) => {
-                            EngineError::Model(format!("{}: {reason}", model.name))
-                        }
-                        other => other,
-                    })?,
-            );
+            sessions.push(self.session(&environment, &model.path, providers).map_err(
+                |e| match e {
+                    EngineError::Model(reason) => {
+                        EngineError::Model(format!("{}: {reason}", model.name))
+                    }
+                    other => other,
+                },
+            )?);
         }
         let read = read_spec(&sessions[0], &self.config)
             .map_err(|e| EngineError::Model(format!("{}: {}", model.name, strip(&e))))?;

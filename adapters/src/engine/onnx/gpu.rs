@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ort::ep::{self, ExecutionProviderDispatch};
-use ports::{
-    Conversion, EngineError, EngineFactory, InferenceEngine, ModelArtifact, Precision,
-};
+use ports::{Conversion, EngineError, EngineFactory, InferenceEngine, ModelArtifact, Precision};
 
 use super::{OnnxEngineConfig, OnnxEngineFactory};
 
@@ -63,7 +61,9 @@ impl GpuEngineFactory {
         let cache = self.config.cache_dir.display().to_string();
         let mut trt = ep::TensorRT::default()
             .with_device_id(self.config.device_id as i32)
-            .with_max_workspace_size(usize::try_from(self.config.workspace_bytes).unwrap_or(usize::MAX))
+            .with_max_workspace_size(
+                usize::try_from(self.config.workspace_bytes).unwrap_or(usize::MAX),
+            )
             .with_engine_cache(true)
             .with_engine_cache_path(&cache)
             .with_timing_cache(true)
@@ -75,11 +75,7 @@ impl GpuEngineFactory {
                 .with_dump_ep_context_model(true)
                 .with_ep_context_file_path(out.display())
                 .with_ep_context_embed_mode(1);
-            if let Some(name) = conversion
-                .calibration
-                .as_deref()
-                .and_then(Path::file_name)
-            {
+            if let Some(name) = conversion.calibration.as_deref().and_then(Path::file_name) {
                 trt = trt
                     .with_int8_calibration_table_name(name.to_string_lossy())
                     .with_int8_use_native_calibration_table(true);
@@ -92,16 +88,24 @@ impl GpuEngineFactory {
     fn backend(&self, what: &str, error: EngineError) -> EngineError {
         match error {
             EngineError::Runtime(reason) => EngineError::Runtime(reason),
-            EngineError::Model(reason) | EngineError::Inference(reason) | EngineError::Backend(reason) => {
-                EngineError::Backend(format!(
-                    "the {what} session could not be created: {reason}. The GPU engine needs the GPU \
+            EngineError::Model(reason)
+            | EngineError::Inference(reason)
+            | EngineError::Backend(reason) => EngineError::Backend(format!(
+                "the {what} session could not be created: {reason}. The GPU engine needs the GPU \
                      build of ONNX Runtime ({} with libonnxruntime_providers_cuda.so{} beside it, \
                      from the onnxruntime-gpu wheel), CUDA 12 and cuDNN 9{} on the library path",
-                    self.config.onnx.library.display(),
-                    if what == "CUDA" { "" } else { " and libonnxruntime_providers_tensorrt.so" },
-                    if what == "CUDA" { "" } else { " and TensorRT 10" },
-                ))
-            }
+                self.config.onnx.library.display(),
+                if what == "CUDA" {
+                    ""
+                } else {
+                    " and libonnxruntime_providers_tensorrt.so"
+                },
+                if what == "CUDA" {
+                    ""
+                } else {
+                    " and TensorRT 10"
+                },
+            )),
         }
     }
 }
@@ -116,10 +120,7 @@ impl EngineFactory for GpuEngineFactory {
         Ok(Arc::new(engine.with_type("cuda")))
     }
 
-    fn load_engine(
-        &self,
-        engine: &ModelArtifact,
-    ) -> Result<Arc<dyn InferenceEngine>, EngineError> {
+    fn load_engine(&self, engine: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError> {
         let loaded = self
             .base
             .build_with(engine, &[self.tensorrt(None), self.cuda()])
@@ -134,7 +135,10 @@ impl EngineFactory for GpuEngineFactory {
     ) -> Result<ModelArtifact, EngineError> {
         let cache = &self.config.cache_dir;
         let io = |what: &str, e: std::io::Error| {
-            EngineError::Backend(format!("{what} in the engine cache {}: {e}", cache.display()))
+            EngineError::Backend(format!(
+                "{what} in the engine cache {}: {e}",
+                cache.display()
+            ))
         };
         std::fs::create_dir_all(cache).map_err(|e| io("cannot create a folder", e))?;
         if let Some(calibration) = &conversion.calibration {
@@ -152,7 +156,10 @@ impl EngineFactory for GpuEngineFactory {
         // Creating the session builds the engine (static shapes) and writes the file.
         let session = self
             .base
-            .build_with(model, &[self.tensorrt(Some((conversion, &out))), self.cuda()])
+            .build_with(
+                model,
+                &[self.tensorrt(Some((conversion, &out))), self.cuda()],
+            )
             .map_err(|e| self.backend("TensorRT", e))?;
         drop(session);
         match std::fs::metadata(&out) {
@@ -195,9 +202,14 @@ mod tests {
     #[test]
     fn a_missing_library_names_the_path() {
         let factory = GpuEngineFactory::new(config("/nonexistent/libonnxruntime.so.1.32.0"));
-        let error = factory.build(&model()).err().expect("no library").to_string();
+        let error = factory
+            .build(&model())
+            .err()
+            .expect("no library")
+            .to_string();
         assert!(
-            error.contains("/nonexistent/libonnxruntime.so.1.32.0") && error.contains("cannot be read"),
+            error.contains("/nonexistent/libonnxruntime.so.1.32.0")
+                && error.contains("cannot be read"),
             "{error}"
         );
     }
