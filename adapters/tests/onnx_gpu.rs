@@ -70,8 +70,7 @@ fn tensorrt_on_the_cpu_build_fails_loudly_and_writes_nothing() {
     let factory = factory(&cache);
     let error = factory
         .convert(&model(), &conversion)
-        .err()
-        .expect("no TensorRT here");
+        .expect_err("no TensorRT here");
     assert_loud(error, "TensorRT");
     assert!(!cache.join(&conversion.engine_name).exists());
     let error = factory
