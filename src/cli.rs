@@ -31,6 +31,9 @@ pub enum Command {
     /// per file, the keys of `scripts/reference.py --bench`.
     #[command(hide = true)]
     BenchFrames(BenchArgs),
+    /// Print what the GPU probe sees (name, compute capability, multiprocessors) and the
+    /// TensorRT engine file name for this host, as JSON; exit code 1 without a usable GPU.
+    GpuInfo,
 }
 
 #[derive(Debug, Args)]

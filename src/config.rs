@@ -237,6 +237,81 @@ pub enum EngineConfig {
         #[serde(default)]
         intra_spinning: bool,
     },
+    /// TensorRT through ONNX Runtime's TensorRT execution provider (spec A4, GPU): a
+    /// pre-built engine for this GPU from the Loader, else a CUDA session serves while the
+    /// engine is built, uploaded and switched to.
+    Tensorrt {
+        /// The GPU build of ONNX Runtime (from the `onnxruntime-gpu` wheel), loaded at run time.
+        #[serde(default = "default_gpu_ort_library")]
+        library: PathBuf,
+        /// The CUDA driver library the GPU probe loads.
+        #[serde(default = "default_cuda_driver")]
+        cuda_driver: PathBuf,
+        /// CUDA device ordinal.
+        #[serde(default)]
+        device_id: u32,
+        /// With no usable GPU or GPU libraries, serve on the CPU (reported as `Warning`)
+        /// instead of `Error`. Off: a GPU deployment that lost its GPU should be noticed.
+        #[serde(default)]
+        allow_cpu_fallback: bool,
+        #[serde(default)]
+        layout: LayoutChoice,
+        #[serde(default = "default_nms_iou")]
+        nms_iou: f32,
+        #[serde(default = "default_max_batch")]
+        max_batch: usize,
+        /// Build in float16 where the GPU has fast float16.
+        #[serde(default = "default_true")]
+        fp16: bool,
+        /// Build in INT8 where the GPU can and `<model stem>.int8_calib.cache` is on the Loader.
+        #[serde(default)]
+        int8: bool,
+        /// TensorRT's builder workspace limit, bytes.
+        #[serde(default = "default_workspace_bytes")]
+        workspace_bytes: u64,
+        /// Built engines and TensorRT's timing caches: keep it on a volume, so a restart
+        /// on the same GPU does not rebuild.
+        #[serde(default = "default_engine_cache")]
+        cache_dir: PathBuf,
+    },
+    /// ONNX Runtime's CUDA execution provider, without TensorRT.
+    Cuda {
+        /// The GPU build of ONNX Runtime (from the `onnxruntime-gpu` wheel), loaded at run time.
+        #[serde(default = "default_gpu_ort_library")]
+        library: PathBuf,
+        /// The CUDA driver library the GPU probe loads.
+        #[serde(default = "default_cuda_driver")]
+        cuda_driver: PathBuf,
+        /// CUDA device ordinal.
+        #[serde(default)]
+        device_id: u32,
+        /// With no usable GPU or GPU libraries, serve on the CPU (reported as `Warning`)
+        /// instead of `Error`. Off: a GPU deployment that lost its GPU should be noticed.
+        #[serde(default)]
+        allow_cpu_fallback: bool,
+        #[serde(default)]
+        layout: LayoutChoice,
+        #[serde(default = "default_nms_iou")]
+        nms_iou: f32,
+        #[serde(default = "default_max_batch")]
+        max_batch: usize,
+    },
+}
+
+fn default_gpu_ort_library() -> PathBuf {
+    PathBuf::from("/opt/onnxruntime/libonnxruntime.so")
+}
+fn default_cuda_driver() -> PathBuf {
+    PathBuf::from("libcuda.so.1")
+}
+fn default_true() -> bool {
+    true
+}
+fn default_workspace_bytes() -> u64 {
+    4 << 30
+}
+fn default_engine_cache() -> PathBuf {
+    PathBuf::from("cache/engines")
 }
 
 impl Default for EngineConfig {
@@ -256,7 +331,9 @@ impl Default for EngineConfig {
 impl EngineConfig {
     pub fn nms_iou(&self) -> f32 {
         match self {
-            Self::Onnx { nms_iou, .. } => *nms_iou,
+            Self::Onnx { nms_iou, .. }
+            | Self::Tensorrt { nms_iou, .. }
+            | Self::Cuda { nms_iou, .. } => *nms_iou,
         }
     }
 }

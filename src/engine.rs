@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use domain::availability::{Availability, Reason};
 use domain::classes::ClassTable;
-use ports::{BatchSize, EngineFactory, InferenceEngine, InputTensor, ModelSource};
+use ports::{BatchSize, EngineFactory, GpuProbe, InferenceEngine, InputTensor, ModelSource};
 use tokio::sync::{broadcast, watch};
 
 /// The engine's state as `/health` shows it.
@@ -37,7 +37,30 @@ pub struct EngineOptions {
     pub retry_interval: Duration,
 }
 
+/// What the GPU start-up needs besides the model source and the engine factory
+/// (spec A4, GPU engine). The factory then builds the CUDA fallback session (`build`),
+/// loads TensorRT engines (`load_engine`) and converts models into them (`convert`).
+pub struct GpuSetup {
+    pub probe: Arc<dyn GpuProbe>,
+    /// Build, share and switch to a TensorRT engine (`tensorrt`); without it the CUDA
+    /// session is the engine (`cuda`).
+    pub tensorrt: bool,
+    /// Build in float16 where the GPU has fast float16.
+    pub fp16: bool,
+    /// Build in INT8 where the GPU can and the calibration cache is at the source.
+    pub int8: bool,
+    /// Engines built earlier on this host (the local cache volume), asked before the source.
+    pub local_engines: Option<Arc<dyn ModelSource>>,
+    /// Serves on the CPU when the GPU cannot — only when configured, and reported as
+    /// `Warning`, never silently.
+    pub cpu_fallback: Option<Arc<dyn EngineFactory>>,
+}
+
 /// Owns the engine and its availability. Cheap to query, safe to share.
+///
+/// The engine is an `Arc` behind a lock: a switch (CUDA fallback → TensorRT) replaces
+/// the `Arc`, so calls in flight finish on the engine they took and new calls get the
+/// new one; the old engine is dropped when its last call returns.
 pub struct EngineManager {
     source: Arc<dyn ModelSource>,
     factory: Arc<dyn EngineFactory>,
@@ -48,6 +71,7 @@ pub struct EngineManager {
     transitions: broadcast::Sender<EngineStatus>,
     engine: RwLock<Option<Arc<dyn InferenceEngine>>>,
     attempt: Mutex<Attempt>,
+    gpu: Option<GpuSetup>,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +87,28 @@ impl EngineManager {
         classes: Arc<ClassTable>,
         options: EngineOptions,
     ) -> Arc<Self> {
+        Self::build(source, factory, classes, options, None)
+    }
+
+    /// A manager that starts the GPU engine (spec A4): a pre-built TensorRT engine when
+    /// one exists for this GPU, else a fallback session while one is built.
+    pub fn with_gpu(
+        source: Arc<dyn ModelSource>,
+        factory: Arc<dyn EngineFactory>,
+        classes: Arc<ClassTable>,
+        options: EngineOptions,
+        gpu: GpuSetup,
+    ) -> Arc<Self> {
+        Self::build(source, factory, classes, options, Some(gpu))
+    }
+
+    fn build(
+        source: Arc<dyn ModelSource>,
+        factory: Arc<dyn EngineFactory>,
+        classes: Arc<ClassTable>,
+        options: EngineOptions,
+        gpu: Option<GpuSetup>,
+    ) -> Arc<Self> {
         let (status, _) = watch::channel(EngineStatus {
             availability: Availability::None,
             engine_type: None,
@@ -76,6 +122,7 @@ impl EngineManager {
             transitions: broadcast::channel(64).0,
             engine: RwLock::new(None),
             attempt: Mutex::new(Attempt::default()),
+            gpu,
         })
     }
 
@@ -108,11 +155,14 @@ impl EngineManager {
         self.start_if_allowed();
         let settled = tokio::time::timeout(
             self.options.start_wait,
+            // An engine may serve before the start settles (the GPU fallback while
+            // TensorRT builds): it is set together with `engine_type`.
             changes.wait_for(|s| {
-                matches!(
-                    s.availability,
-                    Availability::Enabled | Availability::Warning(_) | Availability::Error(_)
-                )
+                s.engine_type.is_some()
+                    || matches!(
+                        s.availability,
+                        Availability::Enabled | Availability::Warning(_) | Availability::Error(_)
+                    )
             }),
         )
         .await;
@@ -156,6 +206,9 @@ impl EngineManager {
     }
 
     async fn start(self: &Arc<Self>) -> Result<(), String> {
+        if self.gpu.is_some() {
+            return self.start_gpu().await;
+        }
         let name = &self.options.model_name;
         tracing::info!(model = %name, source = %self.source.describe(), "downloading model");
         let artifact = self
@@ -176,13 +229,19 @@ impl EngineManager {
         })
         .await
         .map_err(|e| format!("engine build aborted: {e}"))??;
+        let engine_type = self.install(engine);
+        self.move_to(Availability::Enabled);
+        tracing::info!(engine = engine_type, "engine enabled");
+        Ok(())
+    }
+
+    /// Makes `engine` the one new calls get; calls in flight keep theirs.
+    fn install(&self, engine: Arc<dyn InferenceEngine>) -> &'static str {
         let engine_type = engine.engine_type();
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
         self.status
             .send_modify(|s| s.engine_type = Some(engine_type));
-        self.move_to(Availability::Enabled);
-        tracing::info!(engine = engine_type, "engine enabled");
-        Ok(())
+        engine_type
     }
 
     /// Applies a transition; an illegal one is logged and leaves the state as it was.
@@ -218,5 +277,10 @@ fn warm_up(engine: &dyn InferenceEngine) -> Result<(), String> {
         .map_err(|e| format!("warm-up failed: {e}"))
 }
 
+mod gpu;
+
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod gpu_tests;

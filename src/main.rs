@@ -1,6 +1,6 @@
 //! Composition root: the only place that names concrete adapters.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +9,11 @@ use adapters::annotations::file::JsonLinesSink;
 use adapters::annotations::http::{AnnotationsClient, AnnotationsClientConfig};
 use adapters::annotations::outbox::{Outbox, OutboxConfig};
 use adapters::annotations::webhook::{WebhookSink, WebhookSinkConfig};
-use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
+use adapters::engine::onnx::{
+    GpuEngineConfig, GpuEngineFactory, OnnxEngineConfig, OnnxEngineFactory,
+};
 use adapters::events::{EventBus, EventBusConfig};
+use adapters::gpu::CudaDriverProbe;
 use adapters::http::HttpConfig;
 use adapters::image::{ImageCodec, JpegAnnotator, LetterboxPreprocessor};
 use adapters::media::{FolderMediaStore, LocalMediaCatalog};
@@ -22,12 +25,12 @@ use detections::config::{
     AnnotationsConfig, Config, EngineConfig, LayoutChoice, ModelSourceConfig,
 };
 use detections::detect::FrameDetector;
-use detections::engine::{EngineManager, EngineOptions};
+use detections::engine::{EngineManager, EngineOptions, GpuSetup};
 use detections::service::{Admission, Application, Collaborators, Limits};
 use detections::{bench, detect_files, logging};
 use domain::classes::ClassTable;
 use domain::settings::{RecognitionSettings, SettingsPatch};
-use ports::{AnnotationSink, EngineFactory, MediaCatalog, ModelSource};
+use ports::{AnnotationSink, EngineFactory, GpuProbe, MediaCatalog, ModelSource, Precision};
 
 /// Exit code for a configuration or set-up problem a person must fix.
 const EXIT_CONFIG: u8 = 2;
@@ -42,8 +45,8 @@ fn main() -> ExitCode {
         threads: Some(threads),
         ..
     })) = &cli.command
+        && let EngineConfig::Onnx { intra_threads, .. } = &mut config.engine
     {
-        let EngineConfig::Onnx { intra_threads, .. } = &mut config.engine;
         *intra_threads = *threads;
     }
     if cli.print_config {
@@ -65,6 +68,9 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
+    if let Some(Command::GpuInfo) = &cli.command {
+        return gpu_info(&config);
+    }
     let parts = match compose(&config, classes) {
         Ok(parts) => parts,
         Err(e) => return fail(e),
@@ -73,9 +79,13 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve(config, parts)),
         Command::Detect(args) => runtime.block_on(detect(args, parts)),
         Command::BenchFrames(args) => {
-            let EngineConfig::Onnx { intra_threads, .. } = &config.engine;
-            runtime.block_on(bench_frames(args, *intra_threads, parts))
+            let threads = match &config.engine {
+                EngineConfig::Onnx { intra_threads, .. } => *intra_threads,
+                EngineConfig::Tensorrt { .. } | EngineConfig::Cuda { .. } => 0,
+            };
+            runtime.block_on(bench_frames(args, threads, parts))
         }
+        Command::GpuInfo => gpu_info(&config),
     }
 }
 
@@ -113,7 +123,112 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
             retries: *retries,
         })?),
     };
-    let factory: Arc<dyn EngineFactory> = match &config.engine {
+    let options = EngineOptions {
+        model_name: config.model.name.clone(),
+        start_wait: Duration::from_secs(config.model.start_wait_secs),
+        retry_interval: Duration::from_secs(config.model.retry_interval_secs),
+    };
+    let engines = match &config.engine {
+        EngineConfig::Onnx { .. } => EngineManager::new(
+            source,
+            cpu_factory(&config.engine),
+            Arc::clone(&classes),
+            options,
+        ),
+        EngineConfig::Tensorrt {
+            library,
+            cuda_driver,
+            device_id,
+            allow_cpu_fallback,
+            layout,
+            max_batch,
+            fp16,
+            int8,
+            workspace_bytes,
+            cache_dir,
+            ..
+        } => {
+            let onnx = gpu_onnx_config(library, *layout, *max_batch);
+            let factory = GpuEngineFactory::new(GpuEngineConfig {
+                onnx: onnx.clone(),
+                device_id: *device_id,
+                workspace_bytes: *workspace_bytes,
+                cache_dir: cache_dir.clone(),
+            });
+            let setup = GpuSetup {
+                probe: Arc::new(CudaDriverProbe::new(cuda_driver, *device_id)),
+                tensorrt: true,
+                fp16: *fp16,
+                int8: *int8,
+                // Engines built here before: the cache volume, asked before the Loader.
+                local_engines: Some(Arc::new(LocalModelSource::new(cache_dir))),
+                cpu_fallback: allow_cpu_fallback
+                    .then(|| Arc::new(OnnxEngineFactory::new(onnx)) as Arc<dyn EngineFactory>),
+            };
+            EngineManager::with_gpu(
+                source,
+                Arc::new(factory),
+                Arc::clone(&classes),
+                options,
+                setup,
+            )
+        }
+        EngineConfig::Cuda {
+            library,
+            cuda_driver,
+            device_id,
+            allow_cpu_fallback,
+            layout,
+            max_batch,
+            ..
+        } => {
+            let onnx = gpu_onnx_config(library, *layout, *max_batch);
+            let factory = GpuEngineFactory::new(GpuEngineConfig {
+                onnx: onnx.clone(),
+                device_id: *device_id,
+                workspace_bytes: 0,
+                cache_dir: PathBuf::new(),
+            });
+            let setup = GpuSetup {
+                probe: Arc::new(CudaDriverProbe::new(cuda_driver, *device_id)),
+                tensorrt: false,
+                fp16: false,
+                int8: false,
+                local_engines: None,
+                cpu_fallback: allow_cpu_fallback
+                    .then(|| Arc::new(OnnxEngineFactory::new(onnx)) as Arc<dyn EngineFactory>),
+            };
+            EngineManager::with_gpu(
+                source,
+                Arc::new(factory),
+                Arc::clone(&classes),
+                options,
+                setup,
+            )
+        }
+    };
+    let detector = Arc::new(FrameDetector::new(
+        Arc::new(ImageCodec::default()),
+        Arc::new(LetterboxPreprocessor::new()),
+        classes,
+        config.engine.nms_iou(),
+    ));
+    Ok(Parts { engines, detector })
+}
+
+/// The GPU engine's ONNX Runtime settings: one session (the GPU runs one call at a time).
+fn gpu_onnx_config(library: &Path, layout: LayoutChoice, max_batch: usize) -> OnnxEngineConfig {
+    OnnxEngineConfig {
+        library: library.to_path_buf(),
+        layout: layout_override(layout),
+        max_batch,
+        ..OnnxEngineConfig::default()
+    }
+}
+
+/// The CPU engine of `EngineConfig::Onnx`.
+fn cpu_factory(engine: &EngineConfig) -> Arc<dyn EngineFactory> {
+    match engine {
         EngineConfig::Onnx {
             library,
             intra_threads,
@@ -130,24 +245,63 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
             max_batch: *max_batch,
             intra_spinning: *intra_spinning,
         })),
+        EngineConfig::Tensorrt {
+            library,
+            layout,
+            max_batch,
+            ..
+        }
+        | EngineConfig::Cuda {
+            library,
+            layout,
+            max_batch,
+            ..
+        } => Arc::new(OnnxEngineFactory::new(gpu_onnx_config(
+            library, *layout, *max_batch,
+        ))),
+    }
+}
+
+/// `detections gpu-info`: what the GPU probe sees and the engine file this host would
+/// use, as JSON; exit code 1 without a usable GPU.
+fn gpu_info(config: &Config) -> ExitCode {
+    let (driver, device, int8) = match &config.engine {
+        EngineConfig::Tensorrt {
+            cuda_driver,
+            device_id,
+            int8,
+            ..
+        } => (cuda_driver.clone(), *device_id, *int8),
+        EngineConfig::Cuda {
+            cuda_driver,
+            device_id,
+            ..
+        } => (cuda_driver.clone(), *device_id, false),
+        EngineConfig::Onnx { .. } => (PathBuf::from("libcuda.so.1"), 0, false),
     };
-    let engines = EngineManager::new(
-        source,
-        factory,
-        Arc::clone(&classes),
-        EngineOptions {
-            model_name: config.model.name.clone(),
-            start_wait: Duration::from_secs(config.model.start_wait_secs),
-            retry_interval: Duration::from_secs(config.model.retry_interval_secs),
-        },
-    );
-    let detector = Arc::new(FrameDetector::new(
-        Arc::new(ImageCodec::default()),
-        Arc::new(LetterboxPreprocessor::new()),
-        classes,
-        config.engine.nms_iou(),
-    ));
-    Ok(Parts { engines, detector })
+    match CudaDriverProbe::new(driver, device).probe() {
+        Ok(gpu) => {
+            let precision = if int8 && gpu.supports_int8() {
+                Precision::Int8
+            } else {
+                Precision::Fp16
+            };
+            let info = serde_json::json!({
+                "name": gpu.name,
+                "compute_capability": format!("{}.{}", gpu.cc_major, gpu.cc_minor),
+                "multiprocessors": gpu.sm_count,
+                "fp16": gpu.supports_fp16(),
+                "int8": gpu.supports_int8(),
+                "engine_file": gpu.engine_name(&config.model.name, precision),
+            });
+            println!("{info}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("detections: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn layout_override(choice: LayoutChoice) -> Option<String> {

@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod engine;
 pub mod events;
+pub mod gpu;
 pub mod http;
 pub mod image;
 pub mod media;

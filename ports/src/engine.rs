@@ -5,6 +5,7 @@ use std::sync::Arc;
 use domain::geometry::Size;
 use domain::layout::OutputLayout;
 
+use crate::gpu::Precision;
 use crate::model_source::ModelArtifact;
 
 /// Element type of the model's input tensor.
@@ -188,10 +189,48 @@ pub trait InferenceEngine: Send + Sync {
     fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError>;
 }
 
-/// Builds an engine from a downloaded model (the `Converting` step). Blocking.
+/// What a TensorRT conversion should produce (spec A4 `Converting`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    /// The engine's file name, `<stem>.cc_<maj>.<min>_sm_<n>[.int8].engine`.
+    pub engine_name: String,
+    pub precision: Precision,
+    /// The INT8 calibration cache, downloaded; required for [`Precision::Int8`].
+    pub calibration: Option<std::path::PathBuf>,
+}
+
+/// Builds engines. Every method blocks: call it from a blocking thread.
+///
+/// The CPU adapter implements [`EngineFactory::build`] only. A GPU adapter also loads
+/// pre-built engines and converts ONNX models into them; the core decides when.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait EngineFactory: Send + Sync {
+    /// An engine straight from an ONNX model: the CPU engine, or on a GPU the fallback
+    /// session that serves while the TensorRT engine is built. It never falls back to
+    /// another device on its own: a backend that cannot be used is an error.
     fn build(&self, model: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError>;
+
+    /// Loads a pre-built engine file (from the Loader or the local cache).
+    fn load_engine(&self, engine: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError> {
+        Err(EngineError::Backend(format!(
+            "this engine loads no pre-built engines ({})",
+            engine.name
+        )))
+    }
+
+    /// Builds the engine for this GPU from an ONNX model into a local file (kept on the
+    /// local cache volume) and returns it, named `conversion.engine_name`.
+    fn convert(
+        &self,
+        model: &ModelArtifact,
+        conversion: &Conversion,
+    ) -> Result<ModelArtifact, EngineError> {
+        let _ = model;
+        Err(EngineError::Backend(format!(
+            "this engine cannot build {}",
+            conversion.engine_name
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Ports of the Detections hexagon.
 //!
 //! Driven ports (the core calls them, adapters implement them): [`ModelSource`],
-//! [`EngineFactory`] and [`InferenceEngine`], [`FrameCodec`] and [`Preprocessor`],
+//! [`EngineFactory`] and [`InferenceEngine`], [`GpuProbe`], [`FrameCodec`] and [`Preprocessor`],
 //! [`AnnotationSink`], [`EventPublisher`]. The driving port ([`DetectionService`])
 //! is what the inbound HTTP adapter calls; the core implements it.
 //!
@@ -13,14 +13,15 @@ pub mod driving;
 pub mod engine;
 pub mod events;
 pub mod frame;
+pub mod gpu;
 pub mod media;
 pub mod model_source;
 
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
 pub use driving::{DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest};
 pub use engine::{
-    BatchSize, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor, ModelSpec,
-    RawOutput, TensorSlot,
+    BatchSize, Conversion, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor,
+    ModelSpec, RawOutput, TensorSlot,
 };
 pub use events::{
     DetectionDto, DetectionEvent, EventPublisher, EventReceiver, EventSubscription,
@@ -29,5 +30,6 @@ pub use events::{
 pub use frame::{
     DecodeError, DrawnBox, FrameAnnotator, FrameCodec, PreprocessError, Preprocessor, RgbFrame,
 };
+pub use gpu::{GpuInfo, GpuProbe, GpuUnavailable, Precision};
 pub use media::{CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};

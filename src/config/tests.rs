@@ -139,3 +139,60 @@ fn printed_configuration_loads_back_unchanged() {
         Ok(())
     });
 }
+
+#[test]
+fn the_tensorrt_engine_has_defaults_and_no_silent_cpu_fallback() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("DETECTIONS_ENGINE__KIND", "tensorrt");
+        let config = load_in(jail, None).unwrap();
+        let EngineConfig::Tensorrt {
+            allow_cpu_fallback,
+            fp16,
+            int8,
+            workspace_bytes,
+            cache_dir,
+            cuda_driver,
+            ..
+        } = &config.engine
+        else {
+            panic!("tensorrt selected: {:?}", config.engine);
+        };
+        assert!(!allow_cpu_fallback, "the CPU fallback is opt-in");
+        assert!(*fp16 && !*int8);
+        assert_eq!(*workspace_bytes, 4 << 30);
+        assert_eq!(cache_dir, &PathBuf::from("cache/engines"));
+        assert_eq!(cuda_driver, &PathBuf::from("libcuda.so.1"));
+
+        jail.set_env("DETECTIONS_ENGINE__ALLOW_CPU_FALLBACK", "true");
+        jail.set_env("DETECTIONS_ENGINE__INT8", "true");
+        let config = load_in(jail, None).unwrap();
+        assert!(matches!(
+            config.engine,
+            EngineConfig::Tensorrt {
+                allow_cpu_fallback: true,
+                int8: true,
+                ..
+            }
+        ));
+
+        // A TensorRT-only key on the CUDA engine is refused, naming the key.
+        jail.set_env("DETECTIONS_ENGINE__KIND", "cuda");
+        let error = load_in(jail, None).map(drop);
+        assert!(error.is_err(), "int8 is not a cuda key");
+        assert!(error.unwrap_err().to_string().contains("int8"));
+        jail.set_env("DETECTIONS_ENGINE__INT8", "");
+        jail.clear_env();
+        jail.set_env("DETECTIONS_ENGINE__KIND", "cuda");
+        jail.set_env("DETECTIONS_ENGINE__ALLOW_CPU_FALLBACK", "true");
+        let config = load_in(jail, None).unwrap();
+        assert!(matches!(
+            config.engine,
+            EngineConfig::Cuda {
+                allow_cpu_fallback: true,
+                ..
+            }
+        ));
+        Ok(())
+    });
+}

@@ -18,6 +18,7 @@ pub struct OnnxEngine {
     // ort's `run` takes `&mut self` (ONNX Runtime's allocators are not all thread-safe).
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
+    engine_type: &'static str,
 }
 
 impl std::fmt::Debug for OnnxEngine {
@@ -36,7 +37,14 @@ impl OnnxEngine {
             output_name,
             sessions: sessions.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
+            engine_type: "onnx",
         }
+    }
+
+    /// What `/health` reports: `onnx` (CPU), `cuda`, `tensorrt`.
+    pub(crate) fn with_type(mut self, engine_type: &'static str) -> Self {
+        self.engine_type = engine_type;
+        self
     }
 
     /// A free session if there is one, else wait on the sessions in turn.
@@ -120,7 +128,7 @@ impl InferenceEngine for OnnxEngine {
     }
 
     fn engine_type(&self) -> &'static str {
-        "onnx"
+        self.engine_type
     }
 
     fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError> {

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ort::environment::Environment;
+use ort::ep::ExecutionProviderDispatch;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ports::{EngineError, EngineFactory, InferenceEngine, ModelArtifact};
@@ -17,7 +18,7 @@ use super::spec::read_spec;
 /// Loads ONNX models into CPU sessions.
 #[derive(Debug, Clone)]
 pub struct OnnxEngineFactory {
-    config: OnnxEngineConfig,
+    pub(crate) config: OnnxEngineConfig,
 }
 
 impl OnnxEngineFactory {
@@ -29,6 +30,16 @@ impl OnnxEngineFactory {
 
     /// Builds the concrete engine (tests and benches; the service uses the port).
     pub fn build_engine(&self, model: &ModelArtifact) -> Result<OnnxEngine, EngineError> {
+        self.build_with(model, &[])
+    }
+
+    /// Sessions with `providers` registered in order (none: the CPU). A provider that
+    /// cannot be registered fails the build: they are marked `error_on_failure`.
+    pub(crate) fn build_with(
+        &self,
+        model: &ModelArtifact,
+        providers: &[ExecutionProviderDispatch],
+    ) -> Result<OnnxEngine, EngineError> {
         let environment = runtime::environment(&self.config.library)?;
         // ONNX Runtime reports a missing file as a generic load failure: say it plainly.
         std::fs::File::open(&model.path).map_err(|e| {
@@ -41,15 +52,14 @@ impl OnnxEngineFactory {
         let count = self.config.sessions.max(1);
         let mut sessions = Vec::with_capacity(count);
         for _ in 0..count {
-            sessions.push(
-                self.session(&environment, &model.path)
-                    .map_err(|e| match e {
-                        EngineError::Model(reason) => {
-                            EngineError::Model(format!("{}: {reason}", model.name))
-                        }
-                        other => other,
-                    })?,
-            );
+            sessions.push(self.session(&environment, &model.path, providers).map_err(
+                |e| match e {
+                    EngineError::Model(reason) => {
+                        EngineError::Model(format!("{}: {reason}", model.name))
+                    }
+                    other => other,
+                },
+            )?);
         }
         let read = read_spec(&sessions[0], &self.config)
             .map_err(|e| EngineError::Model(format!("{}: {}", model.name, strip(&e))))?;
@@ -63,13 +73,23 @@ impl OnnxEngineFactory {
         Ok(OnnxEngine::new(read.spec, read.output_name, sessions))
     }
 
-    fn session(&self, environment: &Environment, path: &Path) -> Result<Session, EngineError> {
+    fn session(
+        &self,
+        environment: &Environment,
+        path: &Path,
+        providers: &[ExecutionProviderDispatch],
+    ) -> Result<Session, EngineError> {
         let threads = self.config.threads_per_session();
         let spinning = self.config.intra_spinning;
         let options = |e: ort::Error<_>| format!("session options: {e}");
         let build = || -> Result<Session, String> {
-            Session::builder(environment)
-                .map_err(|e| e.to_string())?
+            let mut builder = Session::builder(environment).map_err(|e| e.to_string())?;
+            if !providers.is_empty() {
+                builder = builder
+                    .with_execution_providers(providers)
+                    .map_err(|e| format!("execution provider: {e}"))?;
+            }
+            builder
                 .with_optimization_level(GraphOptimizationLevel::Level3)
                 .map_err(options)?
                 .with_intra_threads(threads)

@@ -3,9 +3,11 @@
 mod config;
 mod engine;
 mod factory;
+mod gpu;
 mod runtime;
 mod spec;
 
 pub use config::OnnxEngineConfig;
 pub use engine::OnnxEngine;
 pub use factory::OnnxEngineFactory;
+pub use gpu::{GpuEngineConfig, GpuEngineFactory};
