@@ -15,6 +15,7 @@ pub mod events;
 pub mod frame;
 pub mod media;
 pub mod model_source;
+pub mod video;
 
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
 pub use driving::{DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest};
@@ -31,3 +32,7 @@ pub use frame::{
 };
 pub use media::{CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};
+pub use video::{
+    ByteStream, DecodeOptions, FrameStream, VideoDecoder, VideoError, VideoFrame, VideoInfo,
+    VideoSource,
+};
