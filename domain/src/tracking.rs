@@ -199,7 +199,12 @@ mod tests {
     fn appear_vanish_move_and_confidence_rise_are_changes() {
         let base = [b(0, 0.5, 0.5, 0.5)];
         let cases: [(&[Tracked], f64, f64, Verdict); 6] = [
-            (&[b(0, 0.5, 0.5, 0.5), b(0, 0.1, 0.1, 0.5)], 0.0, 0.0, Verdict::Accepted),
+            (
+                &[b(0, 0.5, 0.5, 0.5), b(0, 0.1, 0.1, 0.5)],
+                0.0,
+                0.0,
+                Verdict::Accepted,
+            ),
             (&[b(1, 0.5, 0.5, 0.5)], 0.0, 0.0, Verdict::Accepted),
             (&[b(0, 0.56, 0.5, 0.5)], 0.05, 0.0, Verdict::Accepted),
             (&[b(0, 0.54, 0.5, 0.5)], 0.05, 0.0, Verdict::Unchanged),

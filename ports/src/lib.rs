@@ -18,7 +18,10 @@ pub mod model_source;
 pub mod video;
 
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
-pub use driving::{DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest};
+pub use driving::{
+    DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest, UploadStarted,
+    VideoUpload,
+};
 pub use engine::{
     BatchSize, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor, ModelSpec,
     RawOutput, TensorSlot,

@@ -99,6 +99,7 @@ pub trait FrameStream: Send {
 
 /// Opens videos. Decoding is bounded in time and memory; a hostile file fails its own
 /// stream, never the caller.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait VideoDecoder: Send + Sync {
     /// Starts decoding; returns once the container's header is read.

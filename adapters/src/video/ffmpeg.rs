@@ -88,7 +88,15 @@ impl FfmpegDecoder {
                 &format!("select=not(mod(n\\,{})),showinfo", every_nth.max(1)),
             ])
             .args(["-fps_mode", "passthrough"])
-            .args(["-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "pipe:1"])
+            .args([
+                "-f",
+                "image2pipe",
+                "-c:v",
+                "ppm",
+                "-pix_fmt",
+                "rgb24",
+                "pipe:1",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -221,7 +229,10 @@ async fn read_stderr(
         let trimmed = line.trim_start();
         if trimmed.starts_with("Duration:") {
             let mut parts = trimmed.split(',');
-            if let Some(d) = parts.next().and_then(|p| parse_clock(p.trim_start_matches("Duration:").trim())) {
+            if let Some(d) = parts
+                .next()
+                .and_then(|p| parse_clock(p.trim_start_matches("Duration:").trim()))
+            {
                 info.duration_secs = Some(d);
             }
             if let Some(s) = field(trimmed, "start:") {
@@ -361,11 +372,18 @@ impl FfmpegFrames {
             }
         }
         let number = |t: &str| t.parse::<u32>().ok().filter(|v| *v > 0);
-        match (tokens[0].as_str(), number(&tokens[1]), number(&tokens[2]), tokens[3].as_str()) {
+        match (
+            tokens[0].as_str(),
+            number(&tokens[1]),
+            number(&tokens[2]),
+            tokens[3].as_str(),
+        ) {
             ("P6", Some(w), Some(h), "255") => Size::new(w, h)
                 .map(Some)
                 .map_err(|e| VideoError::Broken(e.to_string())),
-            _ => Err(VideoError::Broken(format!("unexpected frame header {tokens:?}"))),
+            _ => Err(VideoError::Broken(format!(
+                "unexpected frame header {tokens:?}"
+            ))),
         }
     }
 }
