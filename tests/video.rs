@@ -295,16 +295,6 @@ fn a_streamed_upload_is_detected_before_it_ends_and_annotated_with_video_time() 
     while annotations.calls_to("/annotations").is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let calls = annotations.calls_to("/annotations");
-    let times: Vec<String> = calls
-        .iter()
-        .map(|c| {
-            c.body.clone().unwrap()["videoTime"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
     std::thread::sleep(Duration::from_millis(500));
     let calls = annotations.calls_to("/annotations");
     let times: Vec<String> = calls
