@@ -23,6 +23,8 @@ pub struct Config {
     pub engine: EngineConfig,
     pub annotations: AnnotationsConfig,
     pub media: MediaConfig,
+    /// The video decoder.
+    pub video: VideoConfig,
     pub detection: DetectionConfig,
     /// The SSE stream (spec A7, B).
     pub events: EventsConfig,
@@ -400,6 +402,56 @@ impl Default for MediaConfig {
         Self {
             videos_dir: PathBuf::from("data/videos"),
             images_dir: PathBuf::from("data/images"),
+        }
+    }
+}
+
+/// How videos are decoded. One variant per adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VideoConfig {
+    /// The `ffmpeg` program as a child process.
+    Ffmpeg {
+        #[serde(default = "default_ffmpeg")]
+        program: PathBuf,
+        /// Longest wait for the header or the next frame before the decoder is killed.
+        #[serde(default = "default_stall_secs")]
+        stall_timeout_secs: u64,
+        /// Address-space limit of the decoder process, MiB.
+        #[serde(default = "default_video_memory_mib")]
+        memory_limit_mib: u64,
+        #[serde(default = "default_video_threads")]
+        threads: u32,
+        /// Largest frame (width × height).
+        #[serde(default = "default_video_max_pixels")]
+        max_pixels: u64,
+    },
+}
+
+fn default_ffmpeg() -> PathBuf {
+    PathBuf::from("ffmpeg")
+}
+fn default_stall_secs() -> u64 {
+    60
+}
+fn default_video_memory_mib() -> u64 {
+    4096
+}
+fn default_video_threads() -> u32 {
+    2
+}
+fn default_video_max_pixels() -> u64 {
+    7680 * 4320
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self::Ffmpeg {
+            program: default_ffmpeg(),
+            stall_timeout_secs: default_stall_secs(),
+            memory_limit_mib: default_video_memory_mib(),
+            threads: default_video_threads(),
+            max_pixels: default_video_max_pixels(),
         }
     }
 }

@@ -98,6 +98,70 @@ impl FrameDetector {
         ))
     }
 
+    /// Detections of several frames (video): every frame's views, in order, share the
+    /// engine calls, so `model_batch_size` frames (or their tiles) go in one call.
+    pub fn detect_frames(
+        &self,
+        engine: &dyn InferenceEngine,
+        frames: &[&RgbFrame],
+        settings: &RecognitionSettings,
+    ) -> Result<Vec<Vec<Detection>>, FrameError> {
+        let spec = engine.spec();
+        let plans: Vec<_> = frames
+            .iter()
+            .map(|f| plan_views(f.size(), spec.input_size, settings))
+            .collect();
+        let views: Vec<(usize, &domain::tiling::View)> = plans
+            .iter()
+            .enumerate()
+            .flat_map(|(i, plan)| plan.views().iter().map(move |v| (i, v)))
+            .collect();
+        let per_call = per_call(spec, settings);
+        let threshold = settings.probability_threshold();
+        let mut tensor = self.take_tensor(spec, per_call);
+        let mut run = || -> Result<Vec<Vec<domain::detection::Candidate>>, FrameError> {
+            let mut per_view = Vec::with_capacity(views.len());
+            for chunk in views.chunks(per_call) {
+                for (slot_index, (frame, view)) in chunk.iter().enumerate() {
+                    let slot = tensor
+                        .slot(slot_index)
+                        .ok_or_else(|| PreprocessError(format!("no batch slot {slot_index}")))?;
+                    self.preprocessor.fill(frames[*frame], view, slot)?;
+                }
+                if let BatchSize::Dynamic { .. } = spec.batch {
+                    tensor.set_batch(chunk.len());
+                }
+                let output = engine.infer(&tensor)?;
+                for index in 0..chunk.len() {
+                    per_view.push(decode_candidates(
+                        spec.layout,
+                        &output.data,
+                        &output.dims,
+                        index,
+                        threshold,
+                    )?);
+                }
+            }
+            Ok(per_view)
+        };
+        let outcome = run();
+        self.return_tensor(tensor);
+        let mut per_view = outcome?.into_iter();
+        Ok(plans
+            .iter()
+            .map(|plan| {
+                let mine: Vec<_> = per_view.by_ref().take(plan.views().len()).collect();
+                plan.finish(
+                    mine,
+                    spec.layout.needs_nms(),
+                    self.nms_iou,
+                    settings,
+                    &self.classes,
+                )
+            })
+            .collect())
+    }
+
     fn run_views(
         &self,
         engine: &dyn InferenceEngine,

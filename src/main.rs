@@ -19,10 +19,11 @@ use adapters::image::{ImageCodec, JpegAnnotator, LetterboxPreprocessor};
 use adapters::media::{FolderMediaStore, LocalMediaCatalog};
 use adapters::model_source::loader::{LoaderConfig, LoaderModelSource};
 use adapters::model_source::local::LocalModelSource;
+use adapters::video::{FfmpegConfig, FfmpegDecoder};
 use clap::Parser;
 use detections::cli::{BenchArgs, Cli, Command, DetectArgs};
 use detections::config::{
-    AnnotationsConfig, Config, EngineConfig, LayoutChoice, ModelSourceConfig,
+    AnnotationsConfig, Config, EngineConfig, LayoutChoice, ModelSourceConfig, VideoConfig,
 };
 use detections::detect::FrameDetector;
 use detections::engine::{EngineManager, EngineOptions, GpuSetup};
@@ -376,6 +377,25 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
     }
 }
 
+/// The configured video decoder.
+fn video_decoder(config: &VideoConfig) -> Arc<dyn ports::VideoDecoder> {
+    match config {
+        VideoConfig::Ffmpeg {
+            program,
+            stall_timeout_secs,
+            memory_limit_mib,
+            threads,
+            max_pixels,
+        } => Arc::new(FfmpegDecoder::new(FfmpegConfig {
+            program: program.clone(),
+            stall_timeout: Duration::from_secs((*stall_timeout_secs).max(1)),
+            memory_limit_bytes: memory_limit_mib.saturating_mul(1 << 20),
+            threads: (*threads).max(1),
+            max_pixels: *max_pixels,
+        })),
+    }
+}
+
 /// The application over the configured event, media and annotation adapters.
 fn application(config: &Config, parts: Parts) -> Result<Application, String> {
     let media = &config.media;
@@ -435,6 +455,7 @@ fn application(config: &Config, parts: Parts) -> Result<Application, String> {
             sink,
             catalog,
             store: Arc::new(FolderMediaStore::new(&media.images_dir, &media.videos_dir)),
+            video: video_decoder(&config.video),
         },
         Limits {
             admission: Admission {

@@ -3,6 +3,8 @@
 
 mod job;
 mod lifecycle;
+mod upload;
+mod video;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +46,7 @@ pub struct Collaborators {
     pub sink: Arc<dyn AnnotationSink>,
     pub catalog: Arc<dyn MediaCatalog>,
     pub store: Arc<dyn MediaStore>,
+    pub video: Arc<dyn ports::VideoDecoder>,
 }
 
 /// Limits of the application.
@@ -179,14 +182,15 @@ impl Application {
         id: &MediaId,
         request: &DetectRequest,
         credentials: &domain::auth::Credentials,
-    ) -> Result<(StatusTrail, domain::auth::BearerToken), DetectError> {
+        kind: MediaKind,
+    ) -> Result<(StatusTrail, domain::auth::BearerToken, std::path::PathBuf), DetectError> {
         let token = lifecycle::fresh_token(self.parts.catalog.as_ref(), credentials).await;
         let store = Arc::clone(&self.parts.store);
-        let extension = stored_extension(request.file_name.as_deref(), MediaKind::Image);
+        let extension = stored_extension(request.file_name.as_deref(), kind);
         let content = request.content.clone();
         let stored_id = id.clone();
         let path = tokio::task::spawn_blocking(move || {
-            store.store(&stored_id, MediaKind::Image, &extension, &content)
+            store.store(&stored_id, kind, &extension, &content)
         })
         .await
         .map_err(|e| DetectError::Internal(format!("storing the upload aborted: {e}")))?
@@ -198,8 +202,8 @@ impl Application {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             }),
-            path,
-            kind: MediaKind::Image,
+            path: path.clone(),
+            kind,
             user_id: token.user_id().map(str::to_string),
         };
         let trail = StatusTrail::start(
@@ -210,7 +214,68 @@ impl Application {
             Some(record),
         );
         trail.report(MediaStatus::AiProcessing);
-        Ok((trail, token))
+        Ok((trail, token, path))
+    }
+
+    /// A video in a synchronous `POST /detect`: all accepted detections, in order.
+    async fn detect_video(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError> {
+        let settings = RecognitionSettings::default().merged(&request.settings);
+        let _permit = self.admit().await?;
+        let id = MediaId::of_content(&request.content);
+        let lifecycle = match &request.credentials {
+            Some(credentials) => Some(
+                self.begin_upload(&id, &request, credentials, MediaKind::Video)
+                    .await?,
+            ),
+            None => None,
+        };
+        let source = match &lifecycle {
+            Some((_, _, path)) => ports::VideoSource::Path(path.clone()),
+            None => ports::VideoSource::Memory(request.content.clone()),
+        };
+        let run = video::VideoRun {
+            parts: &self.parts,
+            settings,
+            id: video::EventId::known(id.clone()),
+            authorization: lifecycle.as_ref().map(|(_, t, _)| t.header().to_string()),
+            cancel: self.shared.stopping.child_token(),
+            on_progress: &|_| {},
+            tracker: &self.shared.tasks,
+        };
+        let outcome = run.run(source).await;
+        let trail = lifecycle.as_ref().map(|(trail, _, _)| trail);
+        match outcome {
+            Ok(done) => {
+                publish_at(
+                    self.parts.events.as_ref(),
+                    &id,
+                    MediaEventStatus::AiProcessed,
+                    100,
+                    vec![],
+                    done.broken,
+                );
+                if let Some(trail) = trail {
+                    trail.report(MediaStatus::AiProcessed);
+                }
+                Ok(done.detections)
+            }
+            Err(stop) => {
+                let error = match stop {
+                    video::VideoStop::Cancelled => DetectError::ShuttingDown,
+                    video::VideoStop::Failed(e) => e,
+                };
+                self.publish(
+                    &id,
+                    MediaEventStatus::Error,
+                    vec![],
+                    Some(error.to_string()),
+                );
+                if let Some(trail) = trail {
+                    trail.report(MediaStatus::Error);
+                }
+                Err(error)
+            }
+        }
     }
 
     fn publish(
@@ -236,6 +301,18 @@ pub(crate) fn publish(
     } else {
         100
     };
+    publish_at(events, id, status, percent, annotations, error);
+}
+
+/// An event with an explicit percent (video progress).
+pub(crate) fn publish_at(
+    events: &dyn EventPublisher,
+    id: &MediaId,
+    status: MediaEventStatus,
+    percent: u8,
+    annotations: Vec<DetectionDto>,
+    error: Option<String>,
+) {
     events.publish(StreamEvent::Detection(DetectionEvent {
         annotations,
         media_id: id.to_string(),
@@ -317,15 +394,16 @@ impl DetectionService for Application {
             return Err(DetectError::BadInput("the file is empty".into()));
         }
         if sniff_kind(&request.content, request.file_name.as_deref()) == Some(MediaKind::Video) {
-            return Err(DetectError::BadInput(
-                "videos are not supported by this version; send a photo".into(),
-            ));
+            return self.detect_video(request).await;
         }
         let settings = RecognitionSettings::default().merged(&request.settings);
         let _permit = self.admit().await?;
         let id = MediaId::of_content(&request.content);
         let lifecycle = match &request.credentials {
-            Some(credentials) => Some(self.begin_upload(&id, &request, credentials).await?),
+            Some(credentials) => Some(
+                self.begin_upload(&id, &request, credentials, MediaKind::Image)
+                    .await?,
+            ),
             None => None,
         };
         let outcome = self.detect_photo(request.content.clone(), settings).await;
@@ -333,7 +411,7 @@ impl DetectionService for Application {
             Ok((frame, dtos)) => {
                 if !dtos.is_empty() {
                     self.publish(&id, MediaEventStatus::AiProcessing, dtos.clone(), None);
-                    if let Some((_, token)) = &lifecycle {
+                    if let Some((_, token, _)) = &lifecycle {
                         lifecycle::deliver_annotation(
                             self.parts.sink.as_ref(),
                             &self.parts.detector,
@@ -347,13 +425,13 @@ impl DetectionService for Application {
                     }
                 }
                 self.publish(&id, MediaEventStatus::AiProcessed, vec![], None);
-                if let Some((trail, _)) = &lifecycle {
+                if let Some((trail, _, _)) = &lifecycle {
                     trail.report(MediaStatus::AiProcessed);
                 }
             }
             Err(e) => {
                 self.publish(&id, MediaEventStatus::Error, vec![], Some(e.to_string()));
-                if let Some((trail, _)) = &lifecycle {
+                if let Some((trail, _, _)) = &lifecycle {
                     trail.report(MediaStatus::Error);
                 }
             }
@@ -376,6 +454,13 @@ impl DetectionService for Application {
         };
         self.shared.tasks.spawn(work.run(request, cancel));
         Ok(id)
+    }
+
+    async fn start_video_upload(
+        &self,
+        upload: ports::VideoUpload,
+    ) -> Result<ports::UploadStarted, DetectError> {
+        upload::start(self, upload).await
     }
 
     fn job(&self, media_id: &MediaId) -> Option<JobView> {

@@ -10,3 +10,4 @@ pub mod http;
 pub mod image;
 pub mod media;
 pub mod model_source;
+pub mod video;

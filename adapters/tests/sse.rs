@@ -39,6 +39,12 @@ impl DetectionService for TestService {
     async fn start_media_job(&self, _request: MediaJobRequest) -> Result<MediaId, DetectError> {
         Err(DetectError::BadInput("not in this test".into()))
     }
+    async fn start_video_upload(
+        &self,
+        _upload: ports::VideoUpload,
+    ) -> Result<ports::UploadStarted, DetectError> {
+        Err(DetectError::BadInput("not in this test".into()))
+    }
     fn job(&self, _media_id: &MediaId) -> Option<JobView> {
         None
     }

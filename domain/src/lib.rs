@@ -12,3 +12,4 @@ pub mod media;
 pub mod postprocess;
 pub mod settings;
 pub mod tiling;
+pub mod tracking;

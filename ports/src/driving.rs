@@ -38,6 +38,33 @@ pub struct MediaJobRequest {
     pub settings: SettingsPatch,
 }
 
+/// `POST /detect/video`: a video upload detected while it still arrives.
+pub struct VideoUpload {
+    pub body: Box<dyn crate::video::ByteStream>,
+    /// `X-Filename`: the original name (its extension names the stored file).
+    pub file_name: String,
+    pub settings: SettingsPatch,
+    pub credentials: Option<Credentials>,
+}
+
+impl std::fmt::Debug for VideoUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoUpload")
+            .field("file_name", &self.file_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An accepted video upload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadStarted {
+    /// The content id of spec A8, known once the upload has ended.
+    pub media_id: MediaId,
+    /// The id events carry until the content id is known (frames decoded while the
+    /// upload still arrived); `DELETE /detect/{upload_id}` cancels as well.
+    pub upload_id: MediaId,
+}
+
 /// A background job as `GET /detect/{media_id}` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobView {
@@ -96,6 +123,9 @@ pub trait DetectionService: Send + Sync {
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError>;
     /// Starts a background detection; answers once it is accepted.
     async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError>;
+    /// Detects a video while it uploads; answers once the upload has ended (the media
+    /// id is its content hash), while detection goes on in the background.
+    async fn start_video_upload(&self, upload: VideoUpload) -> Result<UploadStarted, DetectError>;
     /// The latest job of a media, if one is known.
     fn job(&self, media_id: &MediaId) -> Option<JobView>;
     /// Cancels a queued or running job; it stops at the next frame boundary.

@@ -16,9 +16,13 @@ pub mod frame;
 pub mod gpu;
 pub mod media;
 pub mod model_source;
+pub mod video;
 
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
-pub use driving::{DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest};
+pub use driving::{
+    DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest, UploadStarted,
+    VideoUpload,
+};
 pub use engine::{
     BatchSize, Conversion, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor,
     ModelSpec, RawOutput, TensorSlot,
@@ -33,3 +37,7 @@ pub use frame::{
 pub use gpu::{GpuInfo, GpuProbe, GpuUnavailable, Precision};
 pub use media::{CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};
+pub use video::{
+    ByteStream, DecodeOptions, FrameStream, VideoDecoder, VideoError, VideoFrame, VideoInfo,
+    VideoSource,
+};

@@ -96,4 +96,15 @@ pub trait MediaStore: Send + Sync {
     ) -> Result<PathBuf, MediaStoreError>;
     /// Reads a stored media file after checking it lies inside a configured folder.
     fn read(&self, path: &Path, limit: u64) -> Result<Bytes, MediaStoreError>;
+    /// A fresh path in the kind's folder where an upload is written while it arrives
+    /// (its id is known only at its end).
+    fn stage(&self, kind: MediaKind) -> Result<PathBuf, MediaStoreError>;
+    /// Moves a staged upload to `<id>.<extension>`; returns the stored path.
+    fn adopt(
+        &self,
+        staged: &Path,
+        id: &MediaId,
+        kind: MediaKind,
+        extension: &str,
+    ) -> Result<PathBuf, MediaStoreError>;
 }

@@ -37,6 +37,8 @@ impl MediaJob {
             None,
         );
         let outcome = self.work(&request, &token, &trail, &cancel).await;
+        let mut note = None;
+        let outcome = outcome.map(|broken| note = broken);
         // A failure that raced a cancel is reported as the cancel.
         let outcome = match outcome {
             Err(Stop::Failed(_)) if cancel.is_cancelled() => Err(Stop::Cancelled),
@@ -46,12 +48,13 @@ impl MediaJob {
         match outcome {
             Ok(()) => {
                 jobs.finish(&id);
-                publish(
+                super::publish_at(
                     self.parts.events.as_ref(),
                     &id,
                     MediaEventStatus::AiProcessed,
+                    100,
                     vec![],
-                    None,
+                    note,
                 );
                 trail.report(MediaStatus::AiProcessed);
                 tracing::info!(media = %id, "media processed");
@@ -88,7 +91,7 @@ impl MediaJob {
         token: &domain::auth::BearerToken,
         trail: &StatusTrail,
         cancel: &CancellationToken,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<String>, Stop> {
         let id = &request.media_id;
         let catalog = self.parts.catalog.as_ref();
         let path = unless_cancelled(cancel, catalog.media_path(id, token))
@@ -108,15 +111,12 @@ impl MediaJob {
             .merged(&request.settings);
         let store = Arc::clone(&self.parts.store);
         let limit = self.max_media_bytes;
+        let video_path = path.clone();
         let content = tokio::task::spawn_blocking(move || store.read(&path, limit))
             .await
             .map_err(|e| Stop::Failed(format!("reading the media aborted: {e}")))?
             .map_err(|e| Stop::Failed(e.to_string()))?;
-        if sniff_kind(&content, None) == Some(MediaKind::Video) {
-            return Err(Stop::Failed(
-                "videos are not supported by this version".into(),
-            ));
-        }
+        let is_video = sniff_kind(&content, video_path.to_str()) == Some(MediaKind::Video);
         // Wait for a turn like synchronous requests, but never refused: the job is accepted.
         let _permit = tokio::select! {
             () = cancel.cancelled() => return Err(Stop::Cancelled),
@@ -128,6 +128,25 @@ impl MediaJob {
         trail.report(MediaStatus::AiProcessing);
         if cancel.is_cancelled() {
             return Err(Stop::Cancelled);
+        }
+        if is_video {
+            drop(content);
+            let jobs = &self.shared.jobs;
+            let on_progress = |p| jobs.progress(id, p);
+            let run = super::video::VideoRun {
+                parts: &self.parts,
+                settings,
+                id: super::video::EventId::known(id.clone()),
+                authorization: Some(token.header().to_string()),
+                cancel: cancel.clone(),
+                on_progress: &on_progress,
+                tracker: &self.shared.tasks,
+            };
+            return match run.run(ports::VideoSource::Path(video_path)).await {
+                Ok(done) => Ok(done.broken),
+                Err(super::video::VideoStop::Cancelled) => Err(Stop::Cancelled),
+                Err(super::video::VideoStop::Failed(e)) => Err(failed(e)),
+            };
         }
         // A frame in flight is not interrupted (its blocking work would run on, past the
         // permit); a cancel that came during it takes effect at its boundary.
@@ -157,7 +176,7 @@ impl MediaJob {
             )
             .await;
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -75,6 +75,7 @@ fn application_on(
             sink: Arc::new(world.clone()),
             catalog: Arc::new(world.clone()),
             store: Arc::new(store),
+            video: Arc::new(ports::video::MockVideoDecoder::new()),
         },
         Limits {
             admission,

@@ -7,6 +7,7 @@ mod jobs;
 mod observe;
 mod openapi;
 mod stream;
+mod video;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub service: Arc<dyn DetectionService>,
     /// Longest silence on an SSE stream before a keep-alive comment.
     pub sse_keep_alive: Duration,
+    /// Largest upload (`POST /detect/video` counts it while it streams).
+    pub max_body_bytes: usize,
 }
 
 /// Limits and timings of the HTTP surface.
@@ -61,6 +64,11 @@ pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router 
             post(detect::detect).layer(DefaultBodyLimit::max(config.max_body_bytes)),
         )
         .route("/detect/stream", get(stream::stream))
+        // The body streams to the decoder; the limit is counted there.
+        .route(
+            "/detect/video",
+            post(video::upload).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/detect/{media_id}",
             post(jobs::start).get(jobs::status).delete(jobs::cancel),
@@ -68,6 +76,7 @@ pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router 
         .with_state(AppState {
             service,
             sse_keep_alive: config.sse_keep_alive,
+            max_body_bytes: config.max_body_bytes,
         })
         .layer(axum::middleware::from_fn_with_state(
             observe::RequestTimeout(config.request_timeout),

@@ -27,6 +27,7 @@ pub struct ClassEntry {
         super::health::classes,
         super::observe::metrics,
         super::detect::detect,
+        super::video::upload,
         super::jobs::start,
         super::jobs::status,
         super::jobs::cancel,

@@ -71,6 +71,28 @@ impl MediaStore for FolderMediaStore {
         Ok(path)
     }
 
+    fn stage(&self, kind: MediaKind) -> Result<PathBuf, MediaStoreError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let folder = self.folder(kind);
+        std::fs::create_dir_all(folder)
+            .map_err(|e| MediaStoreError::Io(format!("{}: {e}", folder.display())))?;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(folder.join(format!(".upload-{}-{n}.partial", std::process::id())))
+    }
+
+    fn adopt(
+        &self,
+        staged: &Path,
+        id: &MediaId,
+        kind: MediaKind,
+        extension: &str,
+    ) -> Result<PathBuf, MediaStoreError> {
+        let path = self.folder(kind).join(format!("{id}.{extension}"));
+        std::fs::rename(staged, &path)
+            .map_err(|e| MediaStoreError::Io(format!("{}: {e}", path.display())))?;
+        Ok(path)
+    }
+
     fn read(&self, path: &Path, limit: u64) -> Result<Bytes, MediaStoreError> {
         let real = self.inside(path)?;
         let shown = || real.display().to_string();

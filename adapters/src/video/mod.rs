@@ -1,0 +1,5 @@
+//! Video decoding adapters.
+
+pub mod ffmpeg;
+
+pub use ffmpeg::{FfmpegConfig, FfmpegDecoder};

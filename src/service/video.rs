@@ -1,0 +1,275 @@
+//! Video (spec A11, A6, A7): decode → batch → detect → accept → report. The decoder runs
+//! ahead of inference through a bounded channel (a task pulls frames while the engine
+//! works on the previous batch), so the engine does not wait on the decoder.
+
+use std::sync::Arc;
+
+use domain::job::Percent;
+use domain::media::MediaId;
+use domain::settings::RecognitionSettings;
+use domain::tracking::{AnnotationGate, Tracked, Verdict, video_time};
+use ports::{
+    DecodeOptions, DetectError, DetectionDto, MediaEventStatus, VideoError, VideoFrame, VideoSource,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{Collaborators, frame_error, lifecycle, publish_at, unavailable};
+
+/// Progress without detections is reported at least this often (percent points).
+const PROGRESS_STEP: u8 = 5;
+
+/// The id events carry: the content id once known, else the upload's provisional id.
+#[derive(Clone)]
+pub(crate) struct EventId {
+    provisional: MediaId,
+    content: watch::Receiver<Option<MediaId>>,
+}
+
+impl EventId {
+    pub fn known(id: MediaId) -> Self {
+        let (_, content) = watch::channel(Some(id.clone()));
+        Self {
+            provisional: id,
+            content,
+        }
+    }
+
+    pub fn pending(provisional: MediaId, content: watch::Receiver<Option<MediaId>>) -> Self {
+        Self {
+            provisional,
+            content,
+        }
+    }
+
+    fn now(&self) -> MediaId {
+        self.content
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| self.provisional.clone())
+    }
+
+    /// The content id, once the upload has ended (annotations need it).
+    async fn content(&self) -> Option<MediaId> {
+        let mut content = self.content.clone();
+        content
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|v| v.clone())
+    }
+}
+
+/// Why a video stopped early.
+pub(crate) enum VideoStop {
+    Cancelled,
+    Failed(DetectError),
+}
+
+/// One video's run.
+pub(crate) struct VideoRun<'a> {
+    pub parts: &'a Collaborators,
+    pub settings: RecognitionSettings,
+    pub id: EventId,
+    /// The client's `Authorization` header: with it, accepted annotations go to the sink.
+    pub authorization: Option<String>,
+    pub cancel: CancellationToken,
+    /// Called with the percent done as it rises.
+    pub on_progress: &'a (dyn Fn(Percent) + Send + Sync),
+    /// Annotation deliveries run here (waited for at shutdown).
+    pub tracker: &'a tokio_util::task::TaskTracker,
+}
+
+/// How a finished video ended.
+pub(crate) struct VideoOutcome {
+    /// Every accepted annotation's detections, in order.
+    pub detections: Vec<DetectionDto>,
+    /// Set when decoding broke off after some frames (a truncated file).
+    pub broken: Option<String>,
+}
+
+impl VideoRun<'_> {
+    pub async fn run(self, source: VideoSource) -> Result<VideoOutcome, VideoStop> {
+        let every_nth = self.settings.frame_period_recognition().max(1);
+        let opening = self.parts.video.open(source, DecodeOptions { every_nth });
+        let (engine, stream) = tokio::select! {
+            () = self.cancel.cancelled() => return Err(VideoStop::Cancelled),
+            both = async { tokio::join!(self.parts.engines.ensure(), opening) } => both,
+        };
+        let mut stream = stream.map_err(|e| VideoStop::Failed(video_error(e)))?;
+        let engine = engine.map_err(|e| VideoStop::Failed(unavailable(e)))?;
+        let info = stream.info();
+        let batch = self.settings.model_batch_size().max(1) as usize;
+        let (frames_tx, mut frames_rx) =
+            mpsc::channel::<Result<VideoFrame, VideoError>>(batch * 2 + 2);
+        // Dropping the receiver ends the task, which drops the stream (stopping the decoder).
+        let pump = tokio::spawn(async move {
+            while let Some(item) = stream.next_frame().await {
+                let failed = item.is_err();
+                if frames_tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let _stop_pump = AbortOnDrop(pump);
+
+        let mut gate = AnnotationGate::new(&self.settings);
+        let mut accepted = Vec::new();
+        let mut reported: u8 = 0;
+        let mut processed = 0u64;
+        let mut broken = None;
+        let total_frames = info.frames();
+        let mut ended = false;
+        while !ended {
+            let first = tokio::select! {
+                () = self.cancel.cancelled() => return Err(VideoStop::Cancelled),
+                next = frames_rx.recv() => next,
+            };
+            let mut frames = Vec::with_capacity(batch);
+            let mut failure = None;
+            match first {
+                None => break,
+                Some(Ok(frame)) => frames.push(frame),
+                Some(Err(e)) => failure = Some(e),
+            }
+            while failure.is_none() && frames.len() < batch {
+                match frames_rx.try_recv() {
+                    Ok(Ok(frame)) => frames.push(frame),
+                    Ok(Err(e)) => failure = Some(e),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            if !frames.is_empty() {
+                let detector = Arc::clone(&self.parts.detector);
+                let engine = Arc::clone(&engine);
+                let settings = self.settings.clone();
+                let _active = super::ActiveInference::enter();
+                let (frames_back, results) = tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&ports::RgbFrame> = frames.iter().map(|f| &f.frame).collect();
+                    let results = detector.detect_frames(engine.as_ref(), &refs, &settings);
+                    (frames, results)
+                })
+                .await
+                .map_err(|e| {
+                    VideoStop::Failed(DetectError::Internal(format!("detection aborted: {e}")))
+                })?;
+                let results = results.map_err(|e| VideoStop::Failed(frame_error(e)))?;
+                for (frame, detections) in frames_back.into_iter().zip(results) {
+                    processed += 1;
+                    let percent =
+                        percent_of(&frame, info.duration_secs, total_frames).max(reported);
+                    let tracked: Vec<Tracked> = detections.iter().map(Tracked::from).collect();
+                    let verdict = gate.offer(frame.timestamp, &tracked);
+                    if verdict == Verdict::Accepted {
+                        let dtos = self.parts.detector.to_dtos(&detections);
+                        reported = percent;
+                        publish_at(
+                            self.parts.events.as_ref(),
+                            &self.id.now(),
+                            MediaEventStatus::AiProcessing,
+                            percent,
+                            dtos.clone(),
+                            None,
+                        );
+                        (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
+                        accepted.extend(dtos.iter().cloned());
+                        if let Some(authorization) = &self.authorization {
+                            self.deliver(frame, dtos, authorization.clone());
+                        }
+                    } else if percent >= reported.saturating_add(PROGRESS_STEP) {
+                        reported = percent;
+                        publish_at(
+                            self.parts.events.as_ref(),
+                            &self.id.now(),
+                            MediaEventStatus::AiProcessing,
+                            percent,
+                            vec![],
+                            None,
+                        );
+                        (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                match e {
+                    VideoError::Broken(reason) if processed > 0 => {
+                        broken = Some(format!(
+                            "decoding stopped after {processed} inferred frames: {reason}"
+                        ));
+                        break;
+                    }
+                    other => return Err(VideoStop::Failed(video_error(other))),
+                }
+            }
+            if self.cancel.is_cancelled() {
+                return Err(VideoStop::Cancelled);
+            }
+        }
+        if processed == 0 && broken.is_none() {
+            return Err(VideoStop::Failed(DetectError::BadInput(
+                "not a decodable video: it has no frames".into(),
+            )));
+        }
+        Ok(VideoOutcome {
+            detections: accepted,
+            broken,
+        })
+    }
+
+    /// Hands the annotation to the sink in a task of its own: JPEG encoding and the
+    /// content id (known only when an upload has ended) never hold up detection.
+    fn deliver(&self, frame: VideoFrame, dtos: Vec<DetectionDto>, authorization: String) {
+        let sink = Arc::clone(&self.parts.sink);
+        let detector = Arc::clone(&self.parts.detector);
+        let id = self.id.clone();
+        let time = video_time(frame.timestamp);
+        let image = Arc::new(frame.frame);
+        self.tracker.spawn(async move {
+            let Some(media_id) = id.content().await else {
+                return;
+            };
+            lifecycle::deliver_annotation(
+                sink.as_ref(),
+                &detector,
+                &media_id,
+                time,
+                image,
+                dtos,
+                Some(authorization),
+            )
+            .await;
+        });
+    }
+}
+
+/// Percent done by the frame's time (or index), below 100 until the end.
+fn percent_of(frame: &VideoFrame, duration: Option<f64>, frames: Option<u64>) -> u8 {
+    let fraction = match (duration, frames) {
+        (Some(d), _) if d > 0.0 => frame.timestamp / d,
+        (_, Some(n)) if n > 0 => frame.index as f64 / n as f64,
+        _ => 0.0,
+    };
+    (fraction * 100.0).clamp(0.0, 99.0) as u8
+}
+
+pub(crate) fn video_error(error: VideoError) -> DetectError {
+    match error {
+        VideoError::Unreadable(_) => DetectError::BadInput(error.to_string()),
+        VideoError::Broken(_) | VideoError::Stalled(_) => {
+            DetectError::Unprocessable(error.to_string())
+        }
+        VideoError::Unavailable(_) => DetectError::Internal(error.to_string()),
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
