@@ -238,6 +238,10 @@ pub enum EngineConfig {
         /// Idle intra-op threads spin. Off: measured slower here (adapters bench, engine).
         #[serde(default)]
         intra_spinning: bool,
+        /// Nice value of the inference threads (0 = as the process): above the async
+        /// runtime's, so `/health` and streams answer at once while every core infers.
+        #[serde(default = "default_inference_nice")]
+        inference_nice: i32,
     },
     /// TensorRT through ONNX Runtime's TensorRT execution provider (spec A4, GPU): a
     /// pre-built engine for this GPU from the Loader, else a CUDA session serves while the
@@ -326,8 +330,13 @@ impl Default for EngineConfig {
             nms_iou: default_nms_iou(),
             max_batch: default_max_batch(),
             intra_spinning: false,
+            inference_nice: default_inference_nice(),
         }
     }
+}
+
+fn default_inference_nice() -> i32 {
+    5
 }
 
 impl EngineConfig {

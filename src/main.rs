@@ -237,6 +237,7 @@ fn cpu_factory(engine: &EngineConfig) -> Arc<dyn EngineFactory> {
             layout,
             max_batch,
             intra_spinning,
+            inference_nice,
             ..
         } => Arc::new(OnnxEngineFactory::new(OnnxEngineConfig {
             library: library.clone(),
@@ -245,6 +246,7 @@ fn cpu_factory(engine: &EngineConfig) -> Arc<dyn EngineFactory> {
             layout: layout_override(*layout),
             max_batch: *max_batch,
             intra_spinning: *intra_spinning,
+            inference_nice: *inference_nice,
         })),
         EngineConfig::Tensorrt {
             library,

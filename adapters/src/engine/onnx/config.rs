@@ -21,6 +21,9 @@ pub struct OnnxEngineConfig {
     /// because spinning threads steal the cores that decoding and other requests need.
     /// (`BENCH_INTRA_SPINNING=0|1 cargo bench -p adapters --bench preprocess -- engine`.)
     pub intra_spinning: bool,
+    /// Nice value of the inference threads (0: as the process). Above the async
+    /// runtime's, so `/health` and streams answer at once while every core infers.
+    pub inference_nice: i32,
 }
 
 impl Default for OnnxEngineConfig {
@@ -32,6 +35,7 @@ impl Default for OnnxEngineConfig {
             layout: None,
             max_batch: 8,
             intra_spinning: false,
+            inference_nice: 5,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct OnnxEngine {
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
     engine_type: &'static str,
+    /// Nice value for the threads that call `infer` (see `priority`).
+    nice: i32,
 }
 
 impl std::fmt::Debug for OnnxEngine {
@@ -38,7 +40,13 @@ impl OnnxEngine {
             sessions: sessions.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
             engine_type: "onnx",
+            nice: 0,
         }
+    }
+
+    pub(crate) fn with_nice(mut self, nice: i32) -> Self {
+        self.nice = nice;
+        self
     }
 
     /// What `/health` reports: `onnx` (CPU), `cuda`, `tensorrt`.
@@ -133,6 +141,8 @@ impl InferenceEngine for OnnxEngine {
 
     fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError> {
         self.check(input)?;
+        // The calling thread computes too: it yields to the request path like the pool.
+        super::priority::lower_current_thread(self.nice);
         let mut session = self.session();
         catch_unwind(AssertUnwindSafe(|| self.run(&mut session, input))).unwrap_or_else(|panic| {
             Err(EngineError::Inference(format!(

@@ -49,6 +49,8 @@ impl OnnxEngineFactory {
                 model.path.display()
             ))
         })?;
+        // The sessions' intra-op threads inherit this thread's priority.
+        super::priority::lower_current_thread(self.config.inference_nice);
         let count = self.config.sessions.max(1);
         let mut sessions = Vec::with_capacity(count);
         for _ in 0..count {
@@ -70,7 +72,8 @@ impl OnnxEngineFactory {
             spec = ?read.spec,
             "ONNX engine ready"
         );
-        Ok(OnnxEngine::new(read.spec, read.output_name, sessions))
+        Ok(OnnxEngine::new(read.spec, read.output_name, sessions)
+            .with_nice(self.config.inference_nice))
     }
 
     fn session(

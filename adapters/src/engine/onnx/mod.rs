@@ -4,6 +4,7 @@ mod config;
 mod engine;
 mod factory;
 mod gpu;
+mod priority;
 mod runtime;
 mod spec;
 
