@@ -3,6 +3,15 @@
 # overridden from the environment (tests shorten the timings).
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# deploy/.env (the compose file's) fills in what the environment leaves unset.
+DEPLOY_ENV_FILE=${DEPLOY_ENV_FILE:-$DEPLOY_DIR/.env}
+if [[ -f "$DEPLOY_ENV_FILE" ]]; then
+  while IFS='=' read -r key value; do
+    [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+    [[ -n "${!key+set}" ]] || export "$key=$value"
+  done <"$DEPLOY_ENV_FILE"
+fi
 COMPOSE_FILE=${COMPOSE_FILE:-$DEPLOY_DIR/docker-compose.yml}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-detections}
 DETECTIONS_IMAGE=${DETECTIONS_IMAGE:-localhost:5000/detections}

@@ -5,7 +5,7 @@ setup() {
   DEPLOY=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
   export FAKE_DIR=$BATS_TEST_TMPDIR
   export PATH=$BATS_TEST_DIRNAME/fake:$PATH
-  export COMPOSE="docker compose"
+  export COMPOSE="docker compose" DEPLOY_ENV_FILE=/nonexistent
   export DEPLOY_STATE_FILE=$FAKE_DIR/previous-tag
   export DETECTIONS_IMAGE=registry.test/detections
   export HEALTH_INTERVAL_SECS=0 HEALTH_TIMEOUT_SECS=1 STOP_GRACE_SECS=30
@@ -163,4 +163,13 @@ calls() { cat "$FAKE_DIR/calls"; }
   run "$DEPLOY/deploy.sh" 'v1;rm'
   [ "$status" -eq 1 ]
   [ ! -s "$FAKE_DIR/calls" ]
+}
+
+@test "deploy/.env fills in what the environment leaves unset" {
+  unset STOP_GRACE_SECS
+  printf 'STOP_GRACE_SECS=12\nDETECTIONS_CONTAINER=from-env-file\n' >"$FAKE_DIR/env"
+  echo "$DETECTIONS_IMAGE:v1" >"$FAKE_DIR/running"
+  DEPLOY_ENV_FILE=$FAKE_DIR/env DETECTIONS_CONTAINER=from-environment run "$DEPLOY/stop-services.sh"
+  [ "$status" -eq 0 ]
+  grep -qx "docker stop --time 12 from-environment" "$FAKE_DIR/calls"
 }
