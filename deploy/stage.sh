@@ -9,7 +9,8 @@ usage() {
 usage: $(basename "$0") [--help]
 
 Copies \$CARGO_TARGET_DIR/release/{detections,standin} (default target/) and
-assets/onnxruntime/* into deploy/dist/.
+assets/onnxruntime/* into deploy/dist/. The binaries lose their debug info
+(objcopy --strip-debug; symbols stay) unless STAGE_STRIP_DEBUG=0.
 USAGE
 }
 case "${1:-}" in
@@ -29,6 +30,10 @@ for bin in detections standin; do
     exit 1
   fi
   cp "$target/release/$bin" "$dist/$bin"
+  # Debug info out, symbols kept (backtraces still name functions).
+  if [[ "${STAGE_STRIP_DEBUG:-1}" == 1 ]] && command -v objcopy >/dev/null; then
+    objcopy --strip-debug "$dist/$bin"
+  fi
 done
 shopt -s nullglob
 libs=("$root"/assets/onnxruntime/libonnxruntime*.so*)

@@ -8,6 +8,7 @@ FROM ${BASE_IMAGE}
 COPY deploy/dist/standin /usr/local/bin/standin
 RUN chmod 0755 /usr/local/bin/standin \
  && mkdir -p /models && chown 65534:65534 /models
+LABEL org.opencontainers.image.title=detections
 USER 65534:65534
 ENV STANDIN_MODELS_DIR=/models STANDIN_BIND=0.0.0.0:8080
 EXPOSE 8080

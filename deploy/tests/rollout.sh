@@ -87,11 +87,16 @@ cleanup() {
     docker-compose -f "$deploy/docker-compose.yml" --profile dev down --volumes >/dev/null 2>&1 || true
   fi
   [[ -z "$registry_pid" ]] || kill "$registry_pid" 2>/dev/null || true
+  # Layers of earlier builds that no tag names any more.
+  docker image prune --force --filter "label=org.opencontainers.image.title=detections" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 step "build and push v1, the stand-in, a broken v2 and a good v3"
-docker build -q -f "$deploy/Dockerfile" -t "$DETECTIONS_IMAGE:v1" . >/dev/null
+# The local tag keeps the build's layers (and the legacy builder's cache of the
+# package layer) when the registry tags are removed below.
+docker build -q -f "$deploy/Dockerfile" -t detections:e2e-build . >/dev/null
+docker tag detections:e2e-build "$DETECTIONS_IMAGE:v1"
 docker build -q -f "$deploy/standin.Dockerfile" -t "$STANDIN_IMAGE:e2e" . >/dev/null
 docker build -q -f "$deploy/tests/broken.Dockerfile" --build-arg "GOOD_IMAGE=$DETECTIONS_IMAGE:v1" \
   -t "$DETECTIONS_IMAGE:v2" "$deploy/tests" >/dev/null
@@ -103,7 +108,7 @@ size=$(docker image inspect -f '{{.Size}}' "$DETECTIONS_IMAGE:v1")
 echo "image $DETECTIONS_IMAGE:v1: $((size / 1024 / 1024)) MiB"
 user=$(docker image inspect -f '{{.Config.User}}' "$DETECTIONS_IMAGE:v1")
 [[ -n "$user" && "$user" != root && "$user" != 0* ]] || fail "image runs as '$user'"
-# Pulled from the registry, not taken from the local build.
+# deploy.sh pulls them back from the registry.
 docker image rm "$DETECTIONS_IMAGE:v1" "$DETECTIONS_IMAGE:v2" "$DETECTIONS_IMAGE:v3" >/dev/null
 
 # --- rollout ------------------------------------------------------------------
@@ -151,6 +156,8 @@ curl -sS --max-time 120 -o "$work/inflight.json" -w '%{http_code}' \
   -F "file=@$big" "$service/detect" >"$work/inflight.code" &
 inflight=$!
 sleep 1
+# Still running when the SIGTERM goes out; its 200 below proves it had been
+# accepted before (new work after SIGTERM gets 503).
 kill -0 "$inflight" 2>/dev/null || fail "the detection finished before the stop; nothing was in flight"
 start=$SECONDS
 "$deploy/stop-services.sh" || fail "stop-services.sh failed"
