@@ -10,7 +10,7 @@ usage() {
   cat <<USAGE
 usage: $(basename "$0") [--help]
 
-Environment: DETECTIONS_BIN, STANDIN_BIN (default \$CARGO_TARGET_DIR/release/…,
+Environment: E2E_SERVICE_BIN, E2E_STANDIN_BIN (default \$CARGO_TARGET_DIR/release/…,
 else target/release/…); needs assets/ (cargo xtask fetch).
 USAGE
 }
@@ -23,8 +23,8 @@ esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 release=${CARGO_TARGET_DIR:-$root/target}/release
-detections=${DETECTIONS_BIN:-$release/detections}
-standin=${STANDIN_BIN:-$release/standin}
+detections=${E2E_SERVICE_BIN:-$release/detections}
+standin=${E2E_STANDIN_BIN:-$release/standin}
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -31,8 +31,8 @@ pub fn script(root: &Path, release: &Path, script: &str) -> Result<()> {
     let mut cmd = Command::new("bash");
     cmd.arg(root.join(script))
         .env("CARGO_TARGET_DIR", release.parent().unwrap_or(release))
-        .env("DETECTIONS_BIN", release.join("detections"))
-        .env("STANDIN_BIN", release.join("standin"));
+        .env("E2E_SERVICE_BIN", release.join("detections"))
+        .env("E2E_STANDIN_BIN", release.join("standin"));
     crate::export_env(&mut cmd, root);
     let status = cmd
         .status()
