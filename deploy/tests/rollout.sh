@@ -77,14 +77,16 @@ export STANDIN_PORT=${E2E_STANDIN_PORT:-18081}
 export STANDIN_MODELS_DIR=$root/assets/models
 export DEPLOY_STATE_FILE=$work/deploy-previous-tag
 export HEALTH_INTERVAL_SECS=${HEALTH_INTERVAL_SECS:-3} HEALTH_RETRIES=3
+export DEPLOY_ENV_FILE=/nonexistent # a developer's deploy/.env stays out of the test
 service=http://127.0.0.1:$DETECTIONS_PORT
+# shellcheck source=../lib.sh
+source "$deploy/lib.sh" # compose(): the same compose command as the scripts
 photo=$root/assets/photos/bus.jpg
-big=$root/assets/photos/bus_1920x1080.jpg
 
 cleanup() {
   if [[ "${E2E_KEEP:-0}" != 1 ]]; then
     "$deploy/stop-services.sh" --no-record >/dev/null 2>&1 || true
-    docker-compose -f "$deploy/docker-compose.yml" --profile dev down --volumes >/dev/null 2>&1 || true
+    compose --profile dev down --volumes >/dev/null 2>&1 || true
   fi
   [[ -z "$registry_pid" ]] || kill "$registry_pid" 2>/dev/null || true
   # Layers of earlier builds that no tag names any more.
@@ -113,9 +115,9 @@ docker image rm "$DETECTIONS_IMAGE:v1" "$DETECTIONS_IMAGE:v2" "$DETECTIONS_IMAGE
 
 # --- rollout ------------------------------------------------------------------
 rm -f "$DEPLOY_STATE_FILE"
-docker-compose -f "$deploy/docker-compose.yml" --profile dev down --volumes >/dev/null 2>&1 || true
+compose --profile dev down --volumes >/dev/null 2>&1 || true
 step "stand-in (compose profile dev)"
-docker-compose -f "$deploy/docker-compose.yml" --profile dev up -d standin
+compose --profile dev up -d standin
 running_tag() { docker inspect -f '{{.Config.Image}}' "$DETECTIONS_CONTAINER" | sed 's/.*://'; }
 detect() {
   local out
@@ -151,9 +153,14 @@ step "deploy a good v3, then deploy.sh --rollback by hand"
 [[ "$(cat "$DEPLOY_STATE_FILE")" == v3 ]] || fail ".deploy-previous-tag is not v3 after --rollback"
 
 step "graceful shutdown: a detection in flight while stop-services.sh runs"
-detect "$photo" >/dev/null # the engine is up: the next request is pure work
+# The container deployed by --rollback has not started its engine yet: the first
+# detection starts it and waits while the model comes from the Loader, which the
+# stand-in delays by 4 s. So the request is accepted and inside the service, not
+# still uploading (an unfinished upload counts as new work and gets 503).
+curl -fsS -H 'content-type: application/json' -d '{"path_prefix":"/load","millis":4000,"times":1}' \
+  "http://127.0.0.1:$STANDIN_PORT/_standin/delay" >/dev/null || fail "could not slow the stand-in down"
 curl -sS --max-time 120 -o "$work/inflight.json" -w '%{http_code}' \
-  -F "file=@$big" "$service/detect" >"$work/inflight.code" &
+  -F "file=@$photo" "$service/detect" >"$work/inflight.code" &
 inflight=$!
 sleep 1
 # Still running when the SIGTERM goes out; its 200 below proves it had been
@@ -165,6 +172,7 @@ took=$((SECONDS - start))
 wait "$inflight" || fail "the in-flight detection failed (curl $?)"
 code=$(cat "$work/inflight.code")
 [[ "$code" == 200 ]] || fail "the in-flight detection answered $code: $(head -c 300 "$work/inflight.json")"
+grep -q classNum "$work/inflight.json" || fail "the in-flight detection found nothing: $(cat "$work/inflight.json")"
 exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$DETECTIONS_CONTAINER")
 [[ "$exit_code" == 0 ]] || fail "the service exited $exit_code (137: killed after the grace)"
 ((took < 30)) || fail "stopping took ${took}s"
