@@ -345,10 +345,32 @@ fn bench_video(root: &Path, binary: &Path, scratch: &Path, options: &Options) ->
     println!("==> video: a {seconds} s 1280×720 clip at {FPS} fps (ffmpeg)");
     // Temporal noise: every frame differs, so the decoder does real work.
     let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-loop", "1", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-i",
+        ])
         .arg(&still)
-        .args(["-vf", "noise=alls=12:allf=t", "-t", &seconds, "-r", &FPS.to_string()])
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart"])
+        .args([
+            "-vf",
+            "noise=alls=12:allf=t",
+            "-t",
+            &seconds,
+            "-r",
+            &FPS.to_string(),
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+        ])
         .arg(&clip)
         .status()
         .context("could not run ffmpeg (required for the video step)")?;
