@@ -381,8 +381,7 @@ fn bench_video(root: &Path, binary: &Path, scratch: &Path, options: &Options) ->
     let port = free_port()?;
     let config = write_config(root, scratch, "video", &model, options.threads, port)?;
     println!("==> video: engine only on the 1280×720 photo (bench-frames)");
-    let (engine_ms, views) = engine_only(binary, &config, &still, root)?;
-    let engine_per_s = 1000.0 / engine_ms;
+    let (engine_before_ms, views) = engine_only(binary, &config, &still, root)?;
     let server = Server(
         Command::new(binary)
             .arg("--config")
@@ -402,12 +401,19 @@ fn bench_video(root: &Path, binary: &Path, scratch: &Path, options: &Options) ->
     let took = post_video(&base, &video, PERIOD)?;
     let frames = inferred_frames(&base)? - before;
     drop(server);
+    // Again after it: the machine's load may have changed (shared cores); the reference
+    // is the mean of both.
+    println!("==> video: engine only again (bench-frames)");
+    let (engine_after_ms, _) = engine_only(binary, &config, &still, root)?;
+    let engine_ms = (engine_before_ms + engine_after_ms) / 2.0;
+    let engine_per_s = 1000.0 / engine_ms;
     let seconds_taken = took.as_secs_f64();
     let frames_per_s = frames as f64 / seconds_taken;
     let ratio = frames_per_s / engine_per_s;
     let clip_frames = options.video_seconds as u64 * FPS as u64;
     Ok(format!(
-        "{VIDEO_HEADING} (spec A11)\n\n         Target: inferred frames per second ≥ 0.9 × engine-only images per second, same \
+        "{VIDEO_HEADING} (spec A11)\n\n\
+         Target: inferred frames per second ≥ 0.9 × engine-only images per second, same \
          model, same run. The clip: `street_1280x720.jpg` with temporal noise, \
          {seconds} s at {FPS} fps ({clip_frames} frames, H.264, {:.1} MiB), sent whole to \
          `POST /detect` with `frame_period_recognition` {PERIOD}; the service decodes it \
@@ -416,7 +422,12 @@ fn bench_video(root: &Path, binary: &Path, scratch: &Path, options: &Options) ->
          `bench-frames` on the same 1280×720 photo: {views} views per frame (tiles of the \
          640 model, spec A11), so both sides do the same engine work per frame. The \
          request's time includes the upload, decoding, the tracking gate and the answer; \
-         the engine is started before it.\n\n         | model | threads | inferred frames | request s | inferred frames/s | engine-only ms per frame ({views} views) | engine-only frames/s | ÷ engine-only |\n         |---|---:|---:|---:|---:|---:|---:|---:|\n         | azaion.onnx | {} | {frames} | {seconds_taken:.2} | {frames_per_s:.3} | {engine_ms:.1} | {engine_per_s:.3} | {ratio:.2} |\n",
+         the engine is started before it. `bench-frames` runs before and after the \
+         request ({engine_before_ms:.1} and {engine_after_ms:.1} ms per frame); the \
+         reference is their mean.\n\n\
+         | model | threads | inferred frames | request s | inferred frames/s | engine-only ms per frame ({views} views) | engine-only frames/s | ÷ engine-only |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n\
+         | azaion.onnx | {} | {frames} | {seconds_taken:.2} | {frames_per_s:.3} | {engine_ms:.1} | {engine_per_s:.3} | {ratio:.2} |\n",
         video.len() as f64 / 1048576.0,
         options.threads,
     ))
