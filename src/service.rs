@@ -430,6 +430,7 @@ impl DetectionService for Application {
                             Arc::clone(frame),
                             dtos.clone(),
                             Some(token.header().to_string()),
+                            None,
                         )
                         .await;
                     }

@@ -254,6 +254,7 @@ impl VideoRun<'_> {
                 image,
                 dtos,
                 Some(authorization),
+                Some(&cancel),
             )
             .await;
         });
