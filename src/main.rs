@@ -320,6 +320,7 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
     // Installed before anything records, so /metrics sees every count from the start.
     adapters::http::prometheus();
     Outbox::describe_metrics();
+    detections::service::describe_metrics();
     if config.model.start_at_boot {
         parts.engines.start_if_allowed();
     }

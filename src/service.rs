@@ -57,6 +57,16 @@ pub struct Limits {
     pub max_media_bytes: u64,
 }
 
+/// Describes the service's own metrics to the installed recorder and shows them at 0
+/// from the start (call once, after installing it).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        video::FRAMES_INFERRED_TOTAL,
+        "Video frames that went through the engine (every frame_period_recognition-th)"
+    );
+    metrics::counter!(video::FRAMES_INFERRED_TOTAL).increment(0);
+}
+
 pub struct Application {
     parts: Collaborators,
     shared: Arc<Shared>,
@@ -420,6 +430,7 @@ impl DetectionService for Application {
                             Arc::clone(frame),
                             dtos.clone(),
                             Some(token.header().to_string()),
+                            None,
                         )
                         .await;
                     }

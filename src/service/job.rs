@@ -173,6 +173,7 @@ impl MediaJob {
                 frame,
                 dtos,
                 Some(token.header().to_string()),
+                None,
             )
             .await;
         }

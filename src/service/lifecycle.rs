@@ -77,6 +77,8 @@ impl StatusTrail {
 
 /// Hands one accepted annotation to the sink, with the frame as base64 JPEG. Encoding
 /// runs on a blocking thread; delivery failures are the sink's to count.
+// The annotation's parts as the sink takes them, plus the video's cancel.
+#[allow(clippy::too_many_arguments)]
 pub async fn deliver_annotation(
     sink: &dyn AnnotationSink,
     detector: &Arc<FrameDetector>,
@@ -85,6 +87,7 @@ pub async fn deliver_annotation(
     frame: Arc<RgbFrame>,
     detections: Vec<DetectionDto>,
     authorization: Option<String>,
+    cancel: Option<&tokio_util::sync::CancellationToken>,
 ) {
     let encoder = Arc::clone(detector);
     let image = tokio::task::spawn_blocking(move || {
@@ -104,6 +107,11 @@ pub async fn deliver_annotation(
             String::new()
         }
     };
+    // A video cancelled while its frame was encoded: nothing reaches the sink after the
+    // cancel's answer.
+    if cancel.is_some_and(|c| c.is_cancelled()) {
+        return;
+    }
     let annotation = Annotation {
         media_id: media_id.to_string(),
         source: 0,

@@ -60,6 +60,12 @@ pub(super) async fn start(
         .await
         .map_err(|e| DetectError::Internal(e.to_string()))?
         .map_err(|e| DetectError::Internal(e.to_string()))?;
+    // Until the upload is handed over, a request that ends any other way (an error, or
+    // the client gone and this future dropped) removes the staged file and stops the job.
+    let mut unfinished = Unfinished {
+        staged: Some(staged.clone()),
+        cancel: cancel.clone(),
+    };
 
     let (content_tx, content_rx) = watch::channel(None);
     let (chunks_tx, chunks_rx) = mpsc::channel::<Bytes>(32);
@@ -217,11 +223,34 @@ pub(super) async fn start(
             None
         }
     };
+    unfinished.handed_over();
     let _ = ended_tx.send(Ok((id.clone(), trail)));
     Ok(UploadStarted {
         media_id: id,
         upload_id: provisional,
     })
+}
+
+/// The staged file and the job of an upload not yet handed over (see [`start`]).
+struct Unfinished {
+    staged: Option<PathBuf>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Unfinished {
+    fn handed_over(&mut self) {
+        self.staged = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(staged) = self.staged.take() {
+            // Already gone when the request removed it itself, or adopted it.
+            let _ = std::fs::remove_file(&staged);
+            self.cancel.cancel();
+        }
+    }
 }
 
 /// Writes every chunk to `staged` and offers it to the decoder (which may have stopped

@@ -19,6 +19,9 @@ use super::{Collaborators, frame_error, lifecycle, publish_at, unavailable};
 /// Progress without detections is reported at least this often (percent points).
 const PROGRESS_STEP: u8 = 5;
 
+/// Video frames that went through the engine (every `frame_period_recognition`-th).
+pub(crate) const FRAMES_INFERRED_TOTAL: &str = "detections_video_frames_inferred_total";
+
 /// The id events carry: the content id once known, else the upload's provisional id.
 #[derive(Clone)]
 pub(crate) struct EventId {
@@ -158,6 +161,12 @@ impl VideoRun<'_> {
                     VideoStop::Failed(DetectError::Internal(format!("detection aborted: {e}")))
                 })?;
                 let results = results.map_err(|e| VideoStop::Failed(frame_error(e)))?;
+                metrics::counter!(FRAMES_INFERRED_TOTAL).increment(results.len() as u64);
+                // A cancel that came while the batch was inferred: its frames publish
+                // and annotate nothing (no annotation after the cancel's answer).
+                if self.cancel.is_cancelled() {
+                    return Err(VideoStop::Cancelled);
+                }
                 for (frame, detections) in frames_back.into_iter().zip(results) {
                     processed += 1;
                     let percent =
@@ -228,10 +237,15 @@ impl VideoRun<'_> {
         let id = self.id.clone();
         let time = video_time(frame.timestamp);
         let image = Arc::new(frame.frame);
+        let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
             let Some(media_id) = id.content().await else {
                 return;
             };
+            // Cancelled while waiting for the content id: nothing more is annotated.
+            if cancel.is_cancelled() {
+                return;
+            }
             lifecycle::deliver_annotation(
                 sink.as_ref(),
                 &detector,
@@ -240,6 +254,7 @@ impl VideoRun<'_> {
                 image,
                 dtos,
                 Some(authorization),
+                Some(&cancel),
             )
             .await;
         });

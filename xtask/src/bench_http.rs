@@ -13,6 +13,11 @@
 //! 5. The table (images/s, p50/p99 latency, ratios to engine-only and to Python,
 //!    `/health` p50/p99 under that load, memory) goes to stdout and to
 //!    `docs/performance-http.md`.
+//! 6. Video (spec A11): a 720p clip made with ffmpeg from `street_1280x720.jpg`, sent
+//!    whole to the release service's `POST /detect`; inferred frames (the service's
+//!    `detections_video_frames_inferred_total`) per second of the request against
+//!    `bench-frames` images per second on the same 1280×720 photo (the same views per
+//!    frame). `--video-only` runs just this step and rewrites only that section.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -34,6 +39,10 @@ pub struct Options {
     pub threads: usize,
     /// Requests of the memory-growth check (RSS after 100 vs after this many).
     pub soak: usize,
+    /// Only the video step (its section of the document is replaced).
+    pub video_only: bool,
+    /// Length of the 720p clip, seconds (25 fps).
+    pub video_seconds: usize,
 }
 
 pub fn parse(args: &[String]) -> Result<Options> {
@@ -41,10 +50,17 @@ pub fn parse(args: &[String]) -> Result<Options> {
         requests: 40,
         threads: 2,
         soak: 5000,
+        video_only: false,
+        video_seconds: 10,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let target = match arg.as_str() {
+            "--video-only" => {
+                options.video_only = true;
+                continue;
+            }
+            "--video-seconds" => &mut options.video_seconds,
             "--requests" => &mut options.requests,
             "--threads" => &mut options.threads,
             "--soak" => &mut options.soak,
@@ -81,8 +97,19 @@ struct Level {
     health_max_ms: f64,
 }
 
+/// Where cargo puts its output: `CARGO_TARGET_DIR` when set, else `target/`.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// The heading of the video section (a `--video-only` run replaces from it to the end).
+const VIDEO_HEADING: &str = "## Video: inferred frames per second";
+
 pub fn bench(root: &Path, options: &Options) -> Result<()> {
-    let binary = root.join("target/release/detections");
+    let binary = target_dir(root).join("release/detections");
     let photo = root.join("assets/photos").join(PHOTO);
     let models = [
         ("azaion", root.join("assets/models/azaion.onnx")),
@@ -110,6 +137,21 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
     let scratch =
         std::env::temp_dir().join(format!("detections-bench-http-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    if options.video_only {
+        let video = bench_video(root, &binary, &scratch, options)?;
+        let _ = std::fs::remove_dir_all(&scratch);
+        println!("{video}");
+        let target = root.join("docs/performance-http.md");
+        let existing = std::fs::read_to_string(&target).unwrap_or_default();
+        let kept = match existing.find(VIDEO_HEADING) {
+            Some(at) => existing[..at].trim_end().to_string(),
+            None => existing.trim_end().to_string(),
+        };
+        std::fs::write(&target, format!("{kept}\n\n{video}"))
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        println!("==> wrote the video section of {}", target.display());
+        return Ok(());
+    }
     let body = std::fs::read(&photo)?;
     let python = fetch::venv_python(root);
     println!("==> pip install -r benches/requirements.txt (the Python service)");
@@ -263,6 +305,8 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
             );
         }
     }
+    let video = bench_video(root, &binary, &scratch, options)?;
+    let _ = writeln!(report, "\n{video}");
     let _ = std::fs::remove_dir_all(&scratch);
     println!("{report}");
     let doc = format!(
@@ -283,6 +327,180 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
     std::fs::write(&target, doc).with_context(|| format!("cannot write {}", target.display()))?;
     println!("==> wrote {}", target.display());
     Ok(())
+}
+
+/// Step 6: a 720p clip through the release service's `POST /detect`; the section text.
+fn bench_video(root: &Path, binary: &Path, scratch: &Path, options: &Options) -> Result<String> {
+    const FPS: usize = 25;
+    const PERIOD: u64 = 4;
+    let still = root.join("assets/photos/street_1280x720.jpg");
+    let model = root.join("assets/models/azaion.onnx");
+    for needed in [&still, &model] {
+        if !needed.is_file() {
+            bail!("{} is missing (run `cargo xtask fetch`)", needed.display());
+        }
+    }
+    let clip = scratch.join("street_720p.mp4");
+    let seconds = options.video_seconds.to_string();
+    println!("==> video: a {seconds} s 1280×720 clip at {FPS} fps (ffmpeg)");
+    // Temporal noise: every frame differs, so the decoder does real work.
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-i",
+        ])
+        .arg(&still)
+        .args([
+            "-vf",
+            "noise=alls=12:allf=t",
+            "-t",
+            &seconds,
+            "-r",
+            &FPS.to_string(),
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+        ])
+        .arg(&clip)
+        .status()
+        .context("could not run ffmpeg (required for the video step)")?;
+    if !status.success() {
+        bail!("ffmpeg could not make the 720p clip");
+    }
+    let video = std::fs::read(&clip)?;
+    let port = free_port()?;
+    let config = write_config(root, scratch, "video", &model, options.threads, port)?;
+    println!("==> video: engine only on the 1280×720 photo (bench-frames)");
+    let (engine_before_ms, views) = engine_only(binary, &config, &still, root)?;
+    let server = Server(
+        Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("could not start the service")?,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base)?;
+    // Warm-up: the first request starts the engine.
+    post_photo(&base, &std::fs::read(&still)?)?;
+    let before = inferred_frames(&base)?;
+    println!("==> video: POST /detect of the clip, frame_period_recognition {PERIOD}");
+    let took = post_video(&base, &video, PERIOD)?;
+    let frames = inferred_frames(&base)? - before;
+    drop(server);
+    // Again after it: the machine's load may have changed (shared cores); the reference
+    // is the mean of both.
+    println!("==> video: engine only again (bench-frames)");
+    let (engine_after_ms, _) = engine_only(binary, &config, &still, root)?;
+    let engine_ms = (engine_before_ms + engine_after_ms) / 2.0;
+    let engine_per_s = 1000.0 / engine_ms;
+    let seconds_taken = took.as_secs_f64();
+    let frames_per_s = frames as f64 / seconds_taken;
+    let ratio = frames_per_s / engine_per_s;
+    let clip_frames = options.video_seconds as u64 * FPS as u64;
+    Ok(format!(
+        "{VIDEO_HEADING} (spec A11)\n\n\
+         Target: inferred frames per second ≥ 0.9 × engine-only images per second, same \
+         model, same run. The clip: `street_1280x720.jpg` with temporal noise, \
+         {seconds} s at {FPS} fps ({clip_frames} frames, H.264, {:.1} MiB), sent whole to \
+         `POST /detect` with `frame_period_recognition` {PERIOD}; the service decodes it \
+         with ffmpeg and infers every {PERIOD}th frame (counted by \
+         `detections_video_frames_inferred_total`). The engine-only reference is \
+         `bench-frames` on the same 1280×720 photo: {views} views per frame (tiles of the \
+         640 model, spec A11), so both sides do the same engine work per frame. The \
+         request's time includes the upload, decoding, the tracking gate and the answer; \
+         the engine is started before it. `bench-frames` runs before and after the \
+         request ({engine_before_ms:.1} and {engine_after_ms:.1} ms per frame); the \
+         reference is their mean.\n\n\
+         | model | threads | inferred frames | request s | inferred frames/s | engine-only ms per frame ({views} views) | engine-only frames/s | ÷ engine-only |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n\
+         | azaion.onnx | {} | {frames} | {seconds_taken:.2} | {frames_per_s:.3} | {engine_ms:.1} | {engine_per_s:.3} | {ratio:.2} |\n",
+        video.len() as f64 / 1048576.0,
+        options.threads,
+    ))
+}
+
+/// `bench-frames` on one photo: engine ms per frame and the frame's views.
+fn engine_only(binary: &Path, config: &Path, photo: &Path, root: &Path) -> Result<(f64, u64)> {
+    let output = Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .args(["bench-frames", "--runs", "10"])
+        .arg(photo)
+        .current_dir(root)
+        .output()
+        .context("could not start bench-frames")?;
+    if !output.status.success() {
+        bail!(
+            "bench-frames failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .last()
+        .context("bench-frames printed nothing")?;
+    let value = serde_like::parse(line)?;
+    Ok((value.number("engine_ms")?, value.number("views")? as u64))
+}
+
+/// The service's `detections_video_frames_inferred_total`.
+fn inferred_frames(base: &str) -> Result<u64> {
+    let mut response = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .context("GET /metrics failed")?;
+    let mut text = String::new();
+    response.body_mut().as_reader().read_to_string(&mut text)?;
+    Ok(text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("detections_video_frames_inferred_total")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0, |v| v as u64))
+}
+
+/// `POST /detect` of a whole video with `frame_period_recognition`: the request's time.
+fn post_video(base: &str, video: &[u8], period: u64) -> Result<Duration> {
+    let mut body = Vec::with_capacity(video.len() + 512);
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"config\"\r\n\r\n\
+             {{\"frame_period_recognition\": {period}}}\r\n\
+             --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"street_720p.mp4\"\r\n\
+             Content-Type: video/mp4\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(video);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let started = Instant::now();
+    let mut response = ureq::post(&format!("{base}/detect"))
+        .header(
+            "Content-Type",
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .send(&body[..])
+        .context("POST /detect of the clip failed")?;
+    let mut sink = Vec::new();
+    response.body_mut().as_reader().read_to_end(&mut sink)?;
+    Ok(started.elapsed())
 }
 
 fn shell(program: &str, args: &[&str]) -> String {
@@ -331,27 +549,7 @@ fn write_config(
 }
 
 fn engine_only_ms(binary: &Path, config: &Path, photo: &Path, root: &Path) -> Result<f64> {
-    let output = Command::new(binary)
-        .arg("--config")
-        .arg(config)
-        .args(["bench-frames", "--runs", "10"])
-        .arg(photo)
-        .current_dir(root)
-        .output()
-        .context("could not start bench-frames")?;
-    if !output.status.success() {
-        bail!(
-            "bench-frames failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .last()
-        .context("bench-frames printed nothing")?;
-    let value: serde_like::Value = serde_like::parse(line)?;
-    value.number("engine_ms")
+    engine_only(binary, config, photo, root).map(|(ms, _)| ms)
 }
 
 /// The few JSON numbers we read, without a JSON dependency in xtask.

@@ -37,9 +37,11 @@ commands:
   bench [--runs N] [--threads T]
                           release build, then Rust bench-frames and reference.py --bench
                           side by side (default 5 runs, 2 threads) -> docs/performance.md
-  bench-http [--requests N] [--threads T] [--soak N]
+  bench-http [--requests N] [--threads T] [--soak N] [--video-seconds S] [--video-only]
                           release service over HTTP at concurrency 1, 2, 4 vs engine-only,
-                          /health latency under load -> docs/performance-http.md
+                          /health latency under load, a 720p video's inferred frames/s
+                          vs engine-only (--video-only: just that section)
+                          -> docs/performance-http.md
 ";
 
 fn main() -> ExitCode {

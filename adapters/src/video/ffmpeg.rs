@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -170,7 +171,14 @@ impl VideoDecoder for FfmpegDecoder {
         let (header_tx, header_rx) = oneshot::channel();
         let (times_tx, times_rx) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(VecDeque::new()));
-        tokio::spawn(read_stderr(stderr, header_tx, times_tx, Arc::clone(&log)));
+        let damaged = Arc::new(AtomicBool::new(false));
+        tokio::spawn(read_stderr(
+            stderr,
+            header_tx,
+            times_tx,
+            Arc::clone(&log),
+            Arc::clone(&damaged),
+        ));
         let stall = self.config.stall_timeout;
         let info = match tokio::time::timeout(stall, header_rx).await {
             Ok(Ok(info)) => info,
@@ -189,6 +197,7 @@ impl VideoDecoder for FfmpegDecoder {
             stdout: BufReader::with_capacity(1 << 20, stdout),
             times: times_rx,
             log,
+            damaged,
             info: info.info,
             start: info.start,
             every_nth: u64::from(options.every_nth.max(1)),
@@ -213,6 +222,7 @@ async fn read_stderr(
     header_tx: oneshot::Sender<Header>,
     times_tx: mpsc::UnboundedSender<f64>,
     log: Arc<Mutex<VecDeque<String>>>,
+    damaged: Arc<AtomicBool>,
 ) {
     let mut lines = BufReader::new(stderr).lines();
     let mut header = Some(header_tx);
@@ -248,6 +258,9 @@ async fn read_stderr(
                 let _ = tx.send(Header { info, start });
             }
         } else {
+            if DAMAGE.iter().any(|d| line.contains(d)) {
+                damaged.store(true, Ordering::Relaxed);
+            }
             let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
             if log.len() == 6 {
                 log.pop_front();
@@ -256,6 +269,16 @@ async fn read_stderr(
         }
     }
 }
+
+/// Log lines of a damaged input that ffmpeg still ends with success: the data ran out
+/// (a truncated mp4 says `partial file`) or a packet could not be decoded. A clean end
+/// after one of them is reported as broken: what decoded was processed, the rest not.
+const DAMAGE: [&str; 4] = [
+    "partial file",
+    "Truncating packet",
+    "Invalid data found when processing input",
+    "Error while decoding stream",
+];
 
 /// The number after `key` in a log line.
 fn field(line: &str, key: &str) -> Option<f64> {
@@ -280,11 +303,21 @@ fn parse_clock(text: &str) -> Option<f64> {
 /// The last lines ffmpeg logged, as a failure's reason.
 fn reason(log: &Mutex<VecDeque<String>>) -> String {
     let log = log.lock().unwrap_or_else(|p| p.into_inner());
+    // Indented lines are the input's description (metadata, the stream mapping), not
+    // what went wrong.
     let text: Vec<&str> = log
         .iter()
+        .filter(|l| !l.starts_with("  "))
         .map(|l| l.trim())
         .filter(|l| !l.is_empty() && !l.starts_with("Stream mapping") && !l.starts_with("Press"))
         .collect();
+    // Where damage was logged, that is the reason (not the closing summary).
+    let damage: Vec<&str> = text
+        .iter()
+        .copied()
+        .filter(|l| DAMAGE.iter().any(|d| l.contains(d)))
+        .collect();
+    let text = if damage.is_empty() { text } else { damage };
     if text.is_empty() {
         "ffmpeg produced no frames".into()
     } else {
@@ -297,6 +330,8 @@ struct FfmpegFrames {
     stdout: BufReader<ChildStdout>,
     times: mpsc::UnboundedReceiver<f64>,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// ffmpeg logged damage (see [`DAMAGE`]).
+    damaged: Arc<AtomicBool>,
     info: VideoInfo,
     start: f64,
     every_nth: u64,
@@ -408,6 +443,14 @@ impl FrameStream for FfmpegFrames {
                 self.done = true;
                 let status = self.child.wait().await;
                 match status {
+                    // A truncated file ends "successfully" with the frames it had.
+                    Ok(s)
+                        if s.success()
+                            && self.returned > 0
+                            && self.damaged.load(Ordering::Relaxed) =>
+                    {
+                        Some(Err(VideoError::Broken(reason(&self.log))))
+                    }
                     Ok(s) if s.success() => None,
                     // Output ended early: a truncated or corrupt input. What decoded
                     // was returned; the caller learns why the rest did not.
