@@ -229,10 +229,27 @@ impl EngineManager {
         })
         .await
         .map_err(|e| format!("engine build aborted: {e}"))??;
-        let engine_type = self.install(engine);
-        self.move_to(Availability::Enabled);
+        let engine_type = self.install_as(engine, Availability::Enabled);
         tracing::info!(engine = engine_type, "engine enabled");
         Ok(())
+    }
+
+    /// Installs `engine` and moves to `next` in one status change, so nobody sees the
+    /// engine served while `/health` still shows the state before it.
+    fn install_as(&self, engine: Arc<dyn InferenceEngine>, next: Availability) -> &'static str {
+        let engine_type = engine.engine_type();
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+        self.status.send_modify(|status| {
+            status.engine_type = Some(engine_type);
+            match status.availability.transition(next) {
+                Ok(state) => {
+                    status.availability = state;
+                    let _ = self.transitions.send(status.clone());
+                }
+                Err(illegal) => tracing::error!(%illegal, "refused availability change"),
+            }
+        });
+        engine_type
     }
 
     /// Makes `engine` the one new calls get; calls in flight keep theirs.

@@ -132,8 +132,7 @@ impl EngineManager {
             };
             match self.prepare(move |f| f.load_engine(&artifact)).await {
                 Ok(engine) => {
-                    let engine_type = self.install(engine);
-                    self.move_to(Availability::Enabled);
+                    let engine_type = self.install_as(engine, Availability::Enabled);
                     tracing::info!(engine = %name, engine_type, "pre-built engine enabled");
                     return true;
                 }
@@ -243,10 +242,9 @@ impl EngineManager {
             .prepare_with(cpu, move |f| f.build(&model))
             .await
             .map_err(|e| format!("{reason}; the CPU fallback failed too: {e}"))?;
-        self.install(engine);
         let note = format!("{reason}; serving on the CPU (engine.allow_cpu_fallback)");
         tracing::warn!(%note);
-        self.move_to(Availability::Warning(Reason::new(note)));
+        self.install_as(engine, Availability::Warning(Reason::new(note)));
         Ok(())
     }
 
