@@ -8,8 +8,10 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-/// The advisory database: `$ADVISORY_DB`, else `../shared/advisory-db` next to the
-/// repository. Fails loudly when neither exists (no silent fetch from GitHub).
+/// The advisory database: `$ADVISORY_DB`, else `shared/advisory-db` beside the
+/// repository or beside any folder above it (a clone elsewhere still finds the
+/// workplace's copy), else `/work/shared/advisory-db`. Fails loudly when none exists
+/// (no silent fetch from GitHub).
 pub fn advisory_db(root: &Path) -> Result<PathBuf> {
     if let Some(db) = std::env::var_os("ADVISORY_DB") {
         let db = PathBuf::from(db);
@@ -21,14 +23,20 @@ pub fn advisory_db(root: &Path) -> Result<PathBuf> {
             db.display()
         );
     }
-    let db = root.join("../shared/advisory-db");
-    if db.join("crates").is_dir() {
-        return Ok(db.canonicalize().unwrap_or(db));
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let candidates: Vec<PathBuf> = root
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join("shared/advisory-db"))
+        .chain([PathBuf::from("/work/shared/advisory-db")])
+        .collect();
+    if let Some(db) = candidates.iter().find(|db| db.join("crates").is_dir()) {
+        return Ok(db.clone());
     }
     bail!(
         "no RustSec advisory database: set ADVISORY_DB, or put a copy at {} \
          (git clone https://github.com/rustsec/advisory-db)",
-        db.display()
+        candidates[0].display()
     )
 }
 
