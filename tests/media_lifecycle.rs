@@ -9,72 +9,30 @@ use std::time::{Duration, Instant};
 
 use common::sse::Subscription;
 use common::*;
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::multipart;
 use serde_json::{Value, json};
-use standin::{StandIn, StandInConfig};
+use standin::StandIn;
 
 const TOKEN: &str = "Bearer test-jwt-123";
 
-struct Service {
-    child: std::process::Child,
-    base: String,
-    client: Client,
-    dir: PathBuf,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stand_in() -> StandIn {
-    StandIn::start(StandInConfig {
-        models_dir: assets().join("fixtures"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-    })
-    .unwrap()
-}
-
-/// The service on the v8 fixture model (it finds boxes in any photo), with Annotations
-/// at the stand-in, media folders and spool in a scratch folder.
 fn start(tag: &str, annotations: &StandIn, extra: &str) -> Service {
-    let section = format!(
-        "[annotations]\nkind = \"http\"\nurl = {:?}\ntimeout_secs = 2\n",
-        annotations.url()
-    );
-    start_with(tag, &section, extra)
+    start_with(tag, &annotations_at(&annotations.url()), extra)
 }
 
 fn start_with(tag: &str, annotations_section: &str, extra: &str) -> Service {
     let dir = scratch(tag);
-    let text = format!(
-        "{LOCAL_PORT_0}shutdown_grace_secs = 6\n\
-         [classes]\npath = {classes:?}\n\
-         [model]\nname = \"v8_static_640.onnx\"\n\
-         [model_source]\nkind = \"local\"\ndir = {models:?}\n\
-         [engine]\nkind = \"onnx\"\nlibrary = {library:?}\n\
-         {annotations_section}\
-         [media]\nimages_dir = {images:?}\nvideos_dir = {videos:?}\n\
-         [outbox]\nspool_dir = {spool:?}\nmax_attempts = 2\nfirst_delay_ms = 50\nmax_delay_ms = 100\nspool_retry_secs = 1\n\
-         {extra}\n",
-        classes = repo().join("classes.json").display().to_string(),
-        models = assets().join("fixtures").display().to_string(),
-        library = ort_library().display().to_string(),
-        images = dir.join("images").display().to_string(),
-        videos = dir.join("videos").display().to_string(),
-        spool = dir.join("spool").display().to_string(),
+    let outbox = "[outbox]\nmax_attempts = 2\nfirst_delay_ms = 50\nmax_delay_ms = 100\nspool_retry_secs = 1\n";
+    let config = media_config(
+        &dir,
+        &assets().join("fixtures"),
+        "v8_static_640.onnx",
+        "shutdown_grace_secs = 6",
+        annotations_section,
+        extra,
     );
-    let config = dir.join("detections.toml");
-    std::fs::write(&config, text).unwrap();
-    let (child, address) = serve(&config);
-    Service {
-        child,
-        base: format!("http://{address}"),
-        client: Client::new(),
-        dir,
-    }
+    // The outbox's retry timings, short for the tests, join the `[outbox]` section.
+    let config = config.replacen("[outbox]\n", outbox, 1);
+    Service::start(dir, &config)
 }
 
 fn png(w: u32, h: u32, shade: u8) -> Vec<u8> {
@@ -89,10 +47,6 @@ fn png(w: u32, h: u32, shade: u8) -> Vec<u8> {
 }
 
 impl Service {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     fn detect_with_token(&self, photo: Vec<u8>) -> (u16, Value) {
         let form = multipart::Form::new()
             .part("file", multipart::Part::bytes(photo).file_name("field.png"));

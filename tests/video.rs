@@ -9,58 +9,23 @@ use std::time::{Duration, Instant};
 
 use common::sse::Subscription;
 use common::*;
-use reqwest::blocking::{Body, Client, multipart};
+use reqwest::blocking::{Body, multipart};
 use serde_json::Value;
-use standin::{StandIn, StandInConfig};
+use standin::StandIn;
 
 const TOKEN: &str = "Bearer test-jwt-123";
 
-struct Service {
-    child: std::process::Child,
-    base: String,
-    client: Client,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(tag: &str, annotations: &StandIn) -> (Service, PathBuf) {
     let dir = scratch(tag);
-    let text = format!(
-        "{LOCAL_PORT_0}\
-         [classes]\npath = {classes:?}\n\
-         [model]\nname = \"v8_static_640.onnx\"\n\
-         [model_source]\nkind = \"local\"\ndir = {models:?}\n\
-         [engine]\nkind = \"onnx\"\nlibrary = {library:?}\n\
-         [annotations]\nkind = \"http\"\nurl = {url:?}\ntimeout_secs = 2\n\
-         [media]\nimages_dir = {images:?}\nvideos_dir = {videos:?}\n\
-         [outbox]\nspool_dir = {spool:?}\n",
-        classes = repo().join("classes.json").display().to_string(),
-        models = assets().join("fixtures").display().to_string(),
-        library = ort_library().display().to_string(),
-        url = annotations.url(),
-        images = dir.join("images").display().to_string(),
-        videos = dir.join("videos").display().to_string(),
-        spool = dir.join("spool").display().to_string(),
+    let config = media_config(
+        &dir,
+        &assets().join("fixtures"),
+        "v8_static_640.onnx",
+        "",
+        &annotations_at(&annotations.url()),
+        "",
     );
-    let config = dir.join("detections.toml");
-    std::fs::write(&config, text).unwrap();
-    let (child, address) = serve(&config);
-    (
-        Service {
-            child,
-            base: format!("http://{address}"),
-            client: Client::builder()
-                .timeout(Duration::from_secs(300))
-                .build()
-                .unwrap(),
-        },
-        dir,
-    )
+    (Service::start(dir.clone(), &config), dir)
 }
 
 fn ffmpeg(args: &[&str]) {
@@ -100,14 +65,6 @@ fn static_clip(dir: &Path, frames: u32) -> Vec<u8> {
         path.to_str().unwrap(),
     ]);
     std::fs::read(path).unwrap()
-}
-
-fn stand_in() -> StandIn {
-    StandIn::start(StandInConfig {
-        models_dir: assets().join("fixtures"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-    })
-    .unwrap()
 }
 
 impl Service {

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::sse::Subscription;
 use common::*;
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::multipart;
 use serde_json::{Value, json};
-use standin::{StandIn, StandInConfig};
+use standin::StandIn;
 
 const TOKEN: &str = "Bearer test-jwt-123";
 
@@ -26,28 +26,6 @@ enum Model {
     Fixture,
     /// `models/azaion.onnx`: the real person detector (YOLOv8, 640).
     Person,
-}
-
-struct Service {
-    child: std::process::Child,
-    base: String,
-    client: Client,
-    dir: PathBuf,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stand_in() -> StandIn {
-    StandIn::start(StandInConfig {
-        models_dir: assets().join("fixtures"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-    })
-    .unwrap()
 }
 
 fn start(tag: &str, annotations: &StandIn, model: Model) -> Service {
@@ -61,43 +39,19 @@ fn start_with(tag: &str, annotations: &StandIn, model: Model, server: &str) -> S
         Model::Fixture => ("v8_static_640.onnx", assets().join("fixtures")),
         Model::Person => ("azaion.onnx", assets().join("models")),
     };
-    let text = format!(
-        "{LOCAL_PORT_0}{server}\n\
-         [classes]\npath = {classes:?}\n\
-         [model]\nname = {name:?}\n\
-         [model_source]\nkind = \"local\"\ndir = {models:?}\n\
-         [engine]\nkind = \"onnx\"\nlibrary = {library:?}\n\
-         [annotations]\nkind = \"http\"\nurl = {url:?}\ntimeout_secs = 2\n\
-         [media]\nimages_dir = {images:?}\nvideos_dir = {videos:?}\n\
-         [outbox]\nspool_dir = {spool:?}\n",
-        classes = repo().join("classes.json").display().to_string(),
-        models = models.display().to_string(),
-        library = ort_library().display().to_string(),
-        url = annotations.url(),
-        images = dir.join("images").display().to_string(),
-        videos = dir.join("videos").display().to_string(),
-        spool = dir.join("spool").display().to_string(),
-    );
     std::fs::create_dir_all(dir.join("videos")).unwrap();
-    let config = dir.join("detections.toml");
-    std::fs::write(&config, text).unwrap();
-    let (child, address) = serve(&config);
-    Service {
-        child,
-        base: format!("http://{address}"),
-        client: Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap(),
-        dir,
-    }
+    let config = media_config(
+        &dir,
+        &models,
+        name,
+        server,
+        &annotations_at(&annotations.url()),
+        "",
+    );
+    Service::start(dir, &config)
 }
 
 impl Service {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     fn videos(&self) -> PathBuf {
         self.dir.join("videos")
     }

@@ -147,3 +147,86 @@ pub fn get(address: &str, path: &str) -> (u16, String) {
         .to_string();
     (status, body)
 }
+
+/// A running `detections serve`, killed when dropped.
+pub struct Service {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    pub client: reqwest::blocking::Client,
+    /// The test's scratch folder (configuration, media folders, spool).
+    pub dir: PathBuf,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// Writes `config` to `<dir>/detections.toml` and starts `serve` with it.
+    pub fn start(dir: PathBuf, config: &str) -> Service {
+        let path = dir.join("detections.toml");
+        std::fs::write(&path, config).unwrap();
+        let (child, address) = serve(&path);
+        Service {
+            child,
+            base: format!("http://{address}"),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .unwrap(),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// A configuration on `model` from `models`, with media folders and the spool under
+/// `dir`. `server` lines go into `[server]`; `annotations` is the whole
+/// `[annotations]` section; `extra` comes last.
+pub fn media_config(
+    dir: &Path,
+    models: &Path,
+    model: &str,
+    server: &str,
+    annotations: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "{LOCAL_PORT_0}{server}\n\
+         [classes]\npath = {classes:?}\n\
+         [model]\nname = {model:?}\n\
+         [model_source]\nkind = \"local\"\ndir = {models:?}\n\
+         [engine]\nkind = \"onnx\"\nlibrary = {library:?}\n\
+         {annotations}\n\
+         [media]\nimages_dir = {images:?}\nvideos_dir = {videos:?}\n\
+         [outbox]\nspool_dir = {spool:?}\n\
+         {extra}\n",
+        classes = repo().join("classes.json").display().to_string(),
+        models = models.display().to_string(),
+        library = ort_library().display().to_string(),
+        images = dir.join("images").display().to_string(),
+        videos = dir.join("videos").display().to_string(),
+        spool = dir.join("spool").display().to_string(),
+    )
+}
+
+/// The `[annotations]` section for the Annotations service at `url`.
+pub fn annotations_at(url: &str) -> String {
+    format!("[annotations]\nkind = \"http\"\nurl = {url:?}\ntimeout_secs = 2\n")
+}
+
+/// A stand-in Loader/Annotations serving the fixture models.
+pub fn stand_in() -> standin::StandIn {
+    standin::StandIn::start(standin::StandInConfig {
+        models_dir: assets().join("fixtures"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+    })
+    .unwrap()
+}
