@@ -135,6 +135,7 @@ fn the_openapi_document_covers_every_route() {
         ("/openapi.json", "get"),
         ("/detect", "post"),
         ("/detect/stream", "get"),
+        ("/detect/video", "post"),
         ("/detect/{media_id}", "post"),
         ("/detect/{media_id}", "get"),
         ("/detect/{media_id}", "delete"),
