@@ -131,6 +131,9 @@ impl Outbox {
             .join(format!(".probe-{}.tmp", std::process::id()));
         std::fs::write(&probe, b"")?;
         std::fs::remove_file(&probe)?;
+        // Before anything can write: a cleanup running beside `deliver` would delete
+        // the temporary file of a spool write in progress.
+        remove_partial_files(&config.spool_dir);
 
         let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let (deadline, deadline_rx) = watch::channel(None);
@@ -284,7 +287,6 @@ impl Shared {
         mut queue: mpsc::Receiver<Item>,
         deadline: watch::Receiver<Option<Instant>>,
     ) {
-        self.remove_partial_files().await;
         self.resend_spool(&deadline).await;
         let every = self
             .config
@@ -426,20 +428,6 @@ impl Shared {
         Ok(files)
     }
 
-    /// Temporary files of writes a crash interrupted: never renamed, so never complete.
-    async fn remove_partial_files(&self) {
-        let Ok(mut dir) = tokio::fs::read_dir(&self.config.spool_dir).await else {
-            return;
-        };
-        while let Ok(Some(entry)) = dir.next_entry().await {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                let _ = tokio::fs::remove_file(entry.path()).await;
-            }
-        }
-    }
-
     /// Moves a spool file to `rejected/`, out of the re-send rounds.
     async fn set_aside(&self, path: &Path) {
         let rejected = self.config.spool_dir.join(REJECTED_DIR);
@@ -534,3 +522,17 @@ async fn read_item(path: &Path) -> Result<Item, String> {
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod tests;
+
+/// Temporary files of writes a crash interrupted: never renamed, so never complete.
+fn remove_partial_files(spool_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(spool_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
