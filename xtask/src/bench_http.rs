@@ -181,30 +181,17 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
             "==> {label}: HTTP at concurrency {CONCURRENCY:?}, {} requests each",
             options.requests
         );
-        let server = Server(
-            Command::new(&binary)
-                .arg("--config")
-                .arg(&config)
-                .arg("serve")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("could not start the service")?,
-        );
-        let base = format!("http://127.0.0.1:{port}");
-        wait_healthy(&base)?;
-        // Warm-up: the first request starts the engine.
-        for _ in 0..3 {
-            post_photo(&base, &body)?;
-        }
-        let rust_idle = memory(server.0.id());
-        let mut rust = Vec::new();
-        for concurrency in CONCURRENCY {
-            rust.push(load(&base, &body, concurrency, options.requests)?);
-        }
+        let mut command = Command::new(&binary);
+        command.arg("--config").arg(&config).arg("serve");
+        let (server, rust_idle, rust) = measure(command, port, &body, options.requests)?;
         let rust_loaded = memory(server.0.id());
         let soak = if *label == "tiny" {
-            Some(soak(&base, &body, options.soak, server.0.id())?)
+            Some(soak(
+                &format!("http://127.0.0.1:{port}"),
+                &body,
+                options.soak,
+                server.0.id(),
+            )?)
         } else {
             None
         };
@@ -214,31 +201,18 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
             "==> {label}: the Python service (FastAPI on uvicorn, 2 workers) under the same load"
         );
         let python_port = free_port()?;
-        let python_server = Server(
-            Command::new(&python)
-                .arg(root.join("benches/python_service.py"))
-                .arg("--model")
-                .arg(model)
-                .arg("--classes")
-                .arg(root.join("classes.json"))
-                .args(["--port", &python_port.to_string()])
-                .args(["--threads", &options.threads.to_string()])
-                .args(["--workers", "2"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("could not start benches/python_service.py")?,
-        );
-        let python_base = format!("http://127.0.0.1:{python_port}");
-        wait_healthy(&python_base)?;
-        for _ in 0..3 {
-            post_photo(&python_base, &body)?;
-        }
-        let python_idle = memory(python_server.0.id());
-        let mut python_levels = Vec::new();
-        for concurrency in CONCURRENCY {
-            python_levels.push(load(&python_base, &body, concurrency, options.requests)?);
-        }
+        let mut command = Command::new(&python);
+        command
+            .arg(root.join("benches/python_service.py"))
+            .arg("--model")
+            .arg(model)
+            .arg("--classes")
+            .arg(root.join("classes.json"))
+            .args(["--port", &python_port.to_string()])
+            .args(["--threads", &options.threads.to_string()])
+            .args(["--workers", "2"]);
+        let (python_server, python_idle, python_levels) =
+            measure(command, python_port, &body, options.requests)?;
         let python_loaded = memory(python_server.0.id());
         drop(python_server);
 
@@ -578,6 +552,35 @@ mod serde_like {
                 .with_context(|| format!("{key} is not a number"))
         }
     }
+}
+
+/// Starts a service, waits for `/health`, warms it up (the first request starts the
+/// engine), then loads it at each concurrency: the running server, its idle memory
+/// and one outcome per level.
+fn measure(
+    mut command: Command,
+    port: u16,
+    photo: &[u8],
+    requests: usize,
+) -> Result<(Server, Memory, Vec<Level>)> {
+    let server = Server(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("could not start {:?}", command.get_program()))?,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base)?;
+    for _ in 0..3 {
+        post_photo(&base, photo)?;
+    }
+    let idle = memory(server.0.id());
+    let levels = CONCURRENCY
+        .iter()
+        .map(|&concurrency| load(&base, photo, concurrency, requests))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((server, idle, levels))
 }
 
 fn wait_healthy(base: &str) -> Result<()> {
