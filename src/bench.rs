@@ -86,7 +86,7 @@ pub fn bench_file(
     path: &Path,
     runs: usize,
     threads: usize,
-    engine: &dyn InferenceEngine,
+    engine: &Arc<dyn InferenceEngine>,
     detector: &FrameDetector,
     settings: &RecognitionSettings,
 ) -> Result<FileBench, String> {
@@ -96,7 +96,8 @@ pub fn bench_file(
     let views = detector
         .preprocess_frame(spec, &frame, settings, &mut tensors)
         .map_err(|e| e.to_string())?;
-    let full = |frame: &RgbFrame| {
+    let frame = Arc::new(frame);
+    let full = |frame: &Arc<RgbFrame>| {
         let detections = detector
             .detect_frame(engine, frame, settings)
             .map_err(|e| e.to_string())?;
@@ -119,7 +120,7 @@ pub fn bench_file(
             .map(|tensor| engine.infer(tensor).map(drop).map_err(|e| e.to_string()))
             .collect::<Result<Vec<()>, String>>()
     })?;
-    let whole = measure(runs, || full(&read_decode(detector, path)?))?;
+    let whole = measure(runs, || full(&Arc::new(read_decode(detector, path)?)))?;
     Ok(FileBench {
         file: path.display().to_string(),
         width: frame.size().width(),
@@ -164,7 +165,7 @@ pub async fn run(
         let (engine, detector) = (Arc::clone(&engine), Arc::clone(detector));
         let (path, settings) = (file.clone(), settings.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            bench_file(&path, runs, threads, engine.as_ref(), &detector, &settings)
+            bench_file(&path, runs, threads, &engine, &detector, &settings)
         })
         .await
         .unwrap_or_else(|e| Err(format!("aborted: {e}")));

@@ -315,6 +315,14 @@ pub struct DetectionConfig {
     pub max_running: usize,
     /// Detections waiting for a turn; one more answers 503 with Retry-After.
     pub queue_capacity: usize,
+    /// Threads that gather views into engine calls and letterbox them (two: one
+    /// prepares a batch while the other's is in the engine). See docs/performance.md.
+    pub batch_workers: usize,
+    /// Longest wait, in milliseconds, for a batch that is not full to fill (0: batches
+    /// are what is queued when the engine is free).
+    pub batch_delay_ms: u64,
+    /// Worker threads of the async runtime (HTTP, SSE, outbound calls); 0: one per core.
+    pub runtime_threads: usize,
 }
 
 impl Default for DetectionConfig {
@@ -322,6 +330,18 @@ impl Default for DetectionConfig {
         Self {
             max_running: 2,
             queue_capacity: 32,
+            batch_workers: 2,
+            batch_delay_ms: 0,
+            runtime_threads: 0,
+        }
+    }
+}
+
+impl DetectionConfig {
+    pub fn batching(&self) -> crate::batcher::BatchingConfig {
+        crate::batcher::BatchingConfig {
+            workers: self.batch_workers.max(1),
+            max_delay: std::time::Duration::from_millis(self.batch_delay_ms),
         }
     }
 }

@@ -1,17 +1,19 @@
-//! "Detect frames": preprocess → infer → decode → filter, for one frame at a time.
-//! Everything here blocks; callers run it on blocking threads.
+//! "Detect frames": plan views → the batcher (preprocess → infer → decode) → merge and
+//! filter per frame. Everything here blocks; callers run it on blocking threads.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use domain::classes::ClassTable;
 use domain::detection::Detection;
-use domain::layout::{LayoutError, decode_candidates};
+use domain::layout::LayoutError;
 use domain::settings::RecognitionSettings;
 use domain::tiling::plan_views;
 use ports::{
     BatchSize, DecodeError, DetectionDto, EngineError, FrameCodec, InferenceEngine, InputTensor,
     ModelSpec, PreprocessError, Preprocessor, RgbFrame,
 };
+
+use crate::batcher::{Batcher, BatchingConfig, Submission};
 
 /// Why a frame produced no detections.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -28,14 +30,14 @@ pub enum FrameError {
     Preprocess(#[from] PreprocessError),
 }
 
-/// Runs frames through an engine. Holds the reusable tensors so frames do not allocate
-/// a new input buffer each time.
+/// Runs frames through an engine, by way of the [`Batcher`] (whose workers own the
+/// reusable input tensors).
 pub struct FrameDetector {
     codec: Arc<dyn FrameCodec>,
     preprocessor: Arc<dyn Preprocessor>,
     classes: Arc<ClassTable>,
     nms_iou: f32,
-    tensors: Mutex<Vec<InputTensor>>,
+    batcher: Batcher,
 }
 
 impl FrameDetector {
@@ -45,13 +47,20 @@ impl FrameDetector {
         classes: Arc<ClassTable>,
         nms_iou: f32,
     ) -> Self {
+        let batcher = Batcher::new(Arc::clone(&preprocessor), BatchingConfig::default());
         Self {
             codec,
             preprocessor,
             classes,
             nms_iou,
-            tensors: Mutex::new(Vec::new()),
+            batcher,
         }
+    }
+
+    /// The same detector with another batching plan (its workers replace the default's).
+    pub fn with_batching(mut self, config: BatchingConfig) -> Self {
+        self.batcher = Batcher::new(Arc::clone(&self.preprocessor), config);
+        self
     }
 
     pub fn classes(&self) -> &ClassTable {
@@ -74,36 +83,28 @@ impl FrameDetector {
         self.codec.encode_jpeg(frame, quality)
     }
 
-    /// Detections of one frame: views planned (whole or tiles), batched up to what both
-    /// the settings and the engine allow, then post-processed as one frame.
+    /// Detections of one frame: views planned (whole or tiles), inferred by the batcher
+    /// (with views of other requests, up to what the settings and the engine allow),
+    /// then post-processed as one frame.
     pub fn detect_frame(
         &self,
-        engine: &dyn InferenceEngine,
-        frame: &RgbFrame,
+        engine: &Arc<dyn InferenceEngine>,
+        frame: &Arc<RgbFrame>,
         settings: &RecognitionSettings,
     ) -> Result<Vec<Detection>, FrameError> {
-        let spec = engine.spec();
-        let plan = plan_views(frame.size(), spec.input_size, settings);
-        let per_call = per_call(spec, settings);
-        let mut tensor = self.take_tensor(spec, per_call);
-        let outcome = self.run_views(engine, frame, &plan, &mut tensor, per_call, settings);
-        self.return_tensor(tensor);
-        let per_view = outcome?;
-        Ok(plan.finish(
-            per_view,
-            spec.layout.needs_nms(),
-            self.nms_iou,
-            settings,
-            &self.classes,
-        ))
+        Ok(self
+            .detect_frames(engine, std::slice::from_ref(frame), settings)?
+            .pop()
+            .unwrap_or_default())
     }
 
-    /// Detections of several frames (video): every frame's views, in order, share the
-    /// engine calls, so `model_batch_size` frames (or their tiles) go in one call.
+    /// Detections of several frames (video): every frame's views, in order, go to the
+    /// batcher as one submission, so `model_batch_size` frames (or their tiles) can share
+    /// a call.
     pub fn detect_frames(
         &self,
-        engine: &dyn InferenceEngine,
-        frames: &[&RgbFrame],
+        engine: &Arc<dyn InferenceEngine>,
+        frames: &[Arc<RgbFrame>],
         settings: &RecognitionSettings,
     ) -> Result<Vec<Vec<Detection>>, FrameError> {
         let spec = engine.spec();
@@ -111,42 +112,18 @@ impl FrameDetector {
             .iter()
             .map(|f| plan_views(f.size(), spec.input_size, settings))
             .collect();
-        let views: Vec<(usize, &domain::tiling::View)> = plans
+        let views = plans
             .iter()
-            .enumerate()
-            .flat_map(|(i, plan)| plan.views().iter().map(move |v| (i, v)))
+            .zip(frames)
+            .flat_map(|(plan, frame)| plan.views().iter().map(|v| (Arc::clone(frame), *v)))
             .collect();
-        let per_call = per_call(spec, settings);
-        let threshold = settings.probability_threshold();
-        let mut tensor = self.take_tensor(spec, per_call);
-        let mut run = || -> Result<Vec<Vec<domain::detection::Candidate>>, FrameError> {
-            let mut per_view = Vec::with_capacity(views.len());
-            for chunk in views.chunks(per_call) {
-                for (slot_index, (frame, view)) in chunk.iter().enumerate() {
-                    let slot = tensor
-                        .slot(slot_index)
-                        .ok_or_else(|| PreprocessError(format!("no batch slot {slot_index}")))?;
-                    self.preprocessor.fill(frames[*frame], view, slot)?;
-                }
-                if let BatchSize::Dynamic { .. } = spec.batch {
-                    tensor.set_batch(chunk.len());
-                }
-                let output = engine.infer(&tensor)?;
-                for index in 0..chunk.len() {
-                    per_view.push(decode_candidates(
-                        spec.layout,
-                        &output.data,
-                        &output.dims,
-                        index,
-                        threshold,
-                    )?);
-                }
-            }
-            Ok(per_view)
-        };
-        let outcome = run();
-        self.return_tensor(tensor);
-        let mut per_view = outcome?.into_iter();
+        let per_view = self.batcher.run(Submission {
+            engine: Arc::clone(engine),
+            cap: per_call(spec, settings),
+            threshold: settings.probability_threshold(),
+            views,
+        })?;
+        let mut per_view = per_view.into_iter();
         Ok(plans
             .iter()
             .map(|plan| {
@@ -160,34 +137,6 @@ impl FrameDetector {
                 )
             })
             .collect())
-    }
-
-    fn run_views(
-        &self,
-        engine: &dyn InferenceEngine,
-        frame: &RgbFrame,
-        plan: &domain::tiling::FramePlan,
-        tensor: &mut InputTensor,
-        per_call: usize,
-        settings: &RecognitionSettings,
-    ) -> Result<Vec<Vec<domain::detection::Candidate>>, FrameError> {
-        let spec = engine.spec();
-        let threshold = settings.probability_threshold();
-        let mut per_view = Vec::with_capacity(plan.views().len());
-        for chunk in plan.views().chunks(per_call) {
-            self.fill_chunk(spec, frame, chunk, tensor)?;
-            let output = engine.infer(tensor)?;
-            for index in 0..chunk.len() {
-                per_view.push(decode_candidates(
-                    spec.layout,
-                    &output.data,
-                    &output.dims,
-                    index,
-                    threshold,
-                )?);
-            }
-        }
-        Ok(per_view)
     }
 
     /// Only the preprocessing of [`Self::detect_frame`]: every view letterboxed into
@@ -234,27 +183,6 @@ impl FrameDetector {
             tensor.set_batch(chunk.len());
         }
         Ok(())
-    }
-
-    fn take_tensor(&self, spec: &ModelSpec, capacity: usize) -> InputTensor {
-        let mut pool = self.tensors.lock().unwrap_or_else(|p| p.into_inner());
-        let reusable = pool.iter().position(|t| {
-            t.element() == spec.element && t.size() == spec.input_size && t.capacity() >= capacity
-        });
-        let mut tensor = match reusable {
-            Some(index) => pool.swap_remove(index),
-            None => InputTensor::new(spec.element, spec.input_size, capacity),
-        };
-        tensor.set_batch(capacity);
-        tensor
-    }
-
-    fn return_tensor(&self, tensor: InputTensor) {
-        let mut pool = self.tensors.lock().unwrap_or_else(|p| p.into_inner());
-        // A few buffers cover the concurrent detections; more would only hold memory.
-        if pool.len() < 8 {
-            pool.push(tensor);
-        }
     }
 
     /// Wire form of detections, with labels from classes.json.

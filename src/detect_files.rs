@@ -44,9 +44,9 @@ pub async fn run(
         let path = file.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
-            let frame = worker.decode(&bytes).map_err(|e| e.to_string())?;
+            let frame = Arc::new(worker.decode(&bytes).map_err(|e| e.to_string())?);
             let detections = worker
-                .detect_frame(engine.as_ref(), &frame, &settings)
+                .detect_frame(&engine, &frame, &settings)
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>((frame, worker.to_dtos(&detections)))
         })

@@ -9,6 +9,7 @@
 //!
 //! Concrete adapters are named only in `main.rs`.
 
+pub mod batcher;
 pub mod bench;
 pub mod cli;
 pub mod config;

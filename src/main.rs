@@ -62,10 +62,11 @@ fn main() -> ExitCode {
         Ok(classes) => Arc::new(classes),
         Err(e) => return fail(e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.detection.runtime_threads > 0 {
+        runtime.worker_threads(config.detection.runtime_threads);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
@@ -208,12 +209,15 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
             )
         }
     };
-    let detector = Arc::new(FrameDetector::new(
-        Arc::new(ImageCodec::default()),
-        Arc::new(LetterboxPreprocessor::new()),
-        classes,
-        config.engine.nms_iou(),
-    ));
+    let detector = Arc::new(
+        FrameDetector::new(
+            Arc::new(ImageCodec::default()),
+            Arc::new(LetterboxPreprocessor::new()),
+            classes,
+            config.engine.nms_iou(),
+        )
+        .with_batching(config.detection.batching()),
+    );
     Ok(Parts { engines, detector })
 }
 

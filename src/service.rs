@@ -69,6 +69,10 @@ pub fn describe_metrics() {
         "Video frames that went through the engine (every frame_period_recognition-th)"
     );
     metrics::counter!(video::FRAMES_INFERRED_TOTAL).increment(0);
+    metrics::describe_histogram!(
+        crate::batcher::BATCH_SIZE,
+        "Views each engine call carried (dynamic batching across requests)"
+    );
 }
 
 pub struct Application {

@@ -5,17 +5,23 @@ use domain::geometry::Size;
 use domain::settings::{RecognitionSettings, SettingsPatch};
 use ports::engine::MockInferenceEngine;
 use ports::frame::{MockFrameCodec, MockPreprocessor};
-use ports::{BatchSize, DecodeError, RawOutput, RgbFrame};
+use ports::{BatchSize, DecodeError, InferenceEngine, RawOutput, RgbFrame};
 
 use super::{FrameDetector, FrameError};
 use crate::engine::tests::{spec, two_classes};
 
-fn frame(width: u32, height: u32) -> RgbFrame {
-    RgbFrame::new(
-        Size::new(width, height).unwrap(),
-        vec![0; (width * height * 3) as usize],
+fn frame(width: u32, height: u32) -> Arc<RgbFrame> {
+    Arc::new(
+        RgbFrame::new(
+            Size::new(width, height).unwrap(),
+            vec![0; (width * height * 3) as usize],
+        )
+        .unwrap(),
     )
-    .unwrap()
+}
+
+fn shared(engine: MockInferenceEngine) -> Arc<dyn InferenceEngine> {
+    Arc::new(engine)
 }
 
 /// A v8 output `[batch, 6, 1]` holding one box per item: centre, size, two scores.
@@ -54,7 +60,11 @@ fn a_box_in_model_pixels_comes_back_normalised_to_the_whole_frame() {
         .returning(|_| Ok(v8_one_box(1, 320.0, 320.0, 64.0, 64.0, [0.1, 0.9])));
     let detector = detector(Arc::new(AtomicUsize::new(0)));
     let detections = detector
-        .detect_frame(&engine, &frame(960, 540), &RecognitionSettings::default())
+        .detect_frame(
+            &shared(engine),
+            &frame(960, 540),
+            &RecognitionSettings::default(),
+        )
         .unwrap();
     let dtos = detector.to_dtos(&detections);
     assert_eq!(dtos.len(), 1);
@@ -79,7 +89,11 @@ fn boxes_below_the_threshold_are_dropped() {
         .returning(|_| Ok(v8_one_box(1, 320.0, 320.0, 64.0, 64.0, [0.2, 0.0])));
     let detector = detector(Arc::new(AtomicUsize::new(0)));
     let detections = detector
-        .detect_frame(&engine, &frame(640, 640), &RecognitionSettings::default())
+        .detect_frame(
+            &shared(engine),
+            &frame(640, 640),
+            &RecognitionSettings::default(),
+        )
         .unwrap();
     assert!(detections.is_empty());
 }
@@ -104,7 +118,9 @@ fn tiles_are_batched_up_to_the_settings_and_the_engine() {
     let plan = domain::tiling::plan_views(big.size(), Size::new(640, 640).unwrap(), &settings);
     let views = plan.views().len();
     assert!(views > 3, "the frame is tiled");
-    detector.detect_frame(&engine, &big, &settings).unwrap();
+    detector
+        .detect_frame(&shared(engine), &big, &settings)
+        .unwrap();
     let batches = batches.lock().unwrap();
     assert!(
         batches.iter().all(|&b| b <= 3),
@@ -127,7 +143,11 @@ fn an_output_that_does_not_match_its_layout_is_an_output_error() {
     });
     let detector = detector(Arc::new(AtomicUsize::new(0)));
     let error = detector
-        .detect_frame(&engine, &frame(640, 480), &RecognitionSettings::default())
+        .detect_frame(
+            &shared(engine),
+            &frame(640, 480),
+            &RecognitionSettings::default(),
+        )
         .unwrap_err();
     assert!(matches!(error, FrameError::Output(_)), "{error:?}");
 }

@@ -72,7 +72,7 @@ pub(crate) async fn detect_photo(
     let started = Instant::now();
     let dtos = tokio::task::spawn_blocking(move || {
         detector
-            .detect_frame(engine.as_ref(), &shared_frame, &settings)
+            .detect_frame(&engine, &shared_frame, &settings)
             .map(|d| detector.to_dtos(&d))
     })
     .await

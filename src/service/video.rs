@@ -151,9 +151,10 @@ impl VideoRun<'_> {
                 let engine = Arc::clone(&engine);
                 let settings = self.settings.clone();
                 let _active = super::ActiveInference::enter();
+                let frames: Vec<SharedFrame> = frames.into_iter().map(SharedFrame::from).collect();
                 let (frames_back, results) = tokio::task::spawn_blocking(move || {
-                    let refs: Vec<&ports::RgbFrame> = frames.iter().map(|f| &f.frame).collect();
-                    let results = detector.detect_frames(engine.as_ref(), &refs, &settings);
+                    let images: Vec<_> = frames.iter().map(|f| Arc::clone(&f.image)).collect();
+                    let results = detector.detect_frames(&engine, &images, &settings);
                     (frames, results)
                 })
                 .await
@@ -231,12 +232,12 @@ impl VideoRun<'_> {
 
     /// Hands the annotation to the sink in a task of its own: JPEG encoding and the
     /// content id (known only when an upload has ended) never hold up detection.
-    fn deliver(&self, frame: VideoFrame, dtos: Vec<DetectionDto>, authorization: String) {
+    fn deliver(&self, frame: SharedFrame, dtos: Vec<DetectionDto>, authorization: String) {
         let sink = Arc::clone(&self.parts.sink);
         let detector = Arc::clone(&self.parts.detector);
         let id = self.id.clone();
         let time = video_time(frame.timestamp);
-        let image = Arc::new(frame.frame);
+        let image = frame.image;
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
             let Some(media_id) = id.content().await else {
@@ -262,7 +263,24 @@ impl VideoRun<'_> {
 }
 
 /// Percent done by the frame's time (or index), below 100 until the end.
-fn percent_of(frame: &VideoFrame, duration: Option<f64>, frames: Option<u64>) -> u8 {
+/// A decoded frame, shared between the batcher and the annotation it may become.
+struct SharedFrame {
+    index: u64,
+    timestamp: f64,
+    image: Arc<ports::RgbFrame>,
+}
+
+impl From<VideoFrame> for SharedFrame {
+    fn from(frame: VideoFrame) -> Self {
+        Self {
+            index: frame.index,
+            timestamp: frame.timestamp,
+            image: Arc::new(frame.frame),
+        }
+    }
+}
+
+fn percent_of(frame: &SharedFrame, duration: Option<f64>, frames: Option<u64>) -> u8 {
     let fraction = match (duration, frames) {
         (Some(d), _) if d > 0.0 => frame.timestamp / d,
         (_, Some(n)) if n > 0 => frame.index as f64 / n as f64,
