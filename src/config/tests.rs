@@ -41,6 +41,27 @@ fn file_then_environment_override_defaults() {
 }
 
 #[test]
+fn the_thread_plan_and_batching_are_configured_in_detection() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let defaults = load_in(jail, None).unwrap().detection.batching();
+        assert_eq!(defaults.workers, 2);
+        assert_eq!(defaults.max_delay, std::time::Duration::ZERO);
+        jail.create_file(
+            "b.toml",
+            "[detection]\nbatch_workers = 1\nbatch_delay_ms = 4\nruntime_threads = 3\n",
+        )?;
+        jail.set_env("DETECTIONS_DETECTION__BATCH_DELAY_MS", "7");
+        let config = load_in(jail, Some("b.toml")).unwrap();
+        assert_eq!(config.detection.runtime_threads, 3);
+        let batching = config.detection.batching();
+        assert_eq!(batching.workers, 1);
+        assert_eq!(batching.max_delay, std::time::Duration::from_millis(7));
+        Ok(())
+    });
+}
+
+#[test]
 fn config_file_comes_from_the_environment_too() {
     Jail::expect_with(|jail| {
         // Only what a test sets counts, not the developer's or CI's environment.
