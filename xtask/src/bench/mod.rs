@@ -255,6 +255,14 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
     if let Some(missing) = needed.iter().find(|p| !p.is_file()) {
         bail!("{} is missing (run `cargo xtask fetch`)", missing.display());
     }
+    // The video step needs it; better to know now than after the other steps.
+    let ffmpeg = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !ffmpeg.is_ok_and(|s| s.success()) {
+        bail!("ffmpeg is missing (the video step makes its clip with it): apt-get install ffmpeg");
+    }
 
     println!("==> build: cargo build --release -p detections");
     let status = cargo()
