@@ -26,19 +26,21 @@ pub fn http_section(m: &Measured, options: &Options) -> String {
          reference pipeline of `scripts/reference.py`), each started on its own, warmed \
          up with 3 requests, then sent {HTTP_PHOTO} with `POST /detect`: {} requests at \
          each concurrency (as many client threads, each waiting for its answer), while \
-         `/health` is probed 20 times a second. Engine-only is the Rust engine time of \
-         {HTTP_PHOTO} from the stage table; the ratios to it of both services use that \
-         same reference.\n",
-        options.requests
+         `/health` is probed 20 times a second. Right before, `bench-frames` and \
+         `reference.py --bench` ran on {HTTP_PHOTO} ({} runs each): the ratios to \
+         engine-only of both services use the Rust engine time as the reference.\n",
+        options.requests,
+        2 * options.runs
     );
     for run in m.services {
         let model = m.model(run.label);
-        let engine_ms =
-            frames::find(m.stages, run.label, HTTP_PHOTO).map_or(f64::NAN, Row::rust_engine_ms);
+        let r = &run.reference;
+        let engine_ms = r.rust_engine_ms();
         let _ = write!(
             out,
             "\n### {} model ({}, {} MiB), {HTTP_PHOTO}, {} intra-op threads\n\n\
-             Engine only: {} ms per image = {} images/s.\n\n\
+             Engine only: Rust {} ms per image = {} images/s, Python reference {} ms. \
+             Full pipeline: Rust {} ms, Python reference {} ms.\n\n\
              | service | concurrency | images/s | ÷ engine-only | Rust ÷ Python | p50 ms \
              | p99 ms | p99 ÷ engine ms | /health p50 ms | /health p99 ms | /health max ms |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
@@ -48,6 +50,9 @@ pub fn http_section(m: &Measured, options: &Options) -> String {
             options.threads,
             fixed(engine_ms, 1),
             fixed(1000.0 / engine_ms, 2),
+            fixed(r.python_engine_ms(), 1),
+            fixed(r.rust_full_ms(), 1),
+            fixed(r.python_full_ms(), 1),
         );
         level_rows(&mut out, run, engine_ms);
     }
@@ -83,13 +88,15 @@ fn level_rows(out: &mut String, run: &ModelRun, engine_ms: f64) {
 /// The tiled photo sent to both services with the real model.
 pub fn tiled_section(m: &Measured, options: &Options) -> String {
     let big = frames::find(m.stages, "azaion", TILED_PHOTO);
-    let engine_ms = big.map_or(f64::NAN, Row::rust_engine_ms);
+    let real = m.service("azaion");
+    let engine_ms = real.and_then(|r| r.tiled_engine_ms).unwrap_or(f64::NAN);
     let mut out = format!(
         "## Tiled photo: {TILED_PHOTO} over HTTP\n\n\
          The real model, {} views of 640 px per image (docs/pipeline.md §1); after the \
-         loads above, {} requests at concurrency 1 to each service. Engine-only is the \
-         Rust engine time of this photo from the stage table, all views summed: {} s per \
-         image = {} images/s (the Python reference's engine: {} s).\n\n\
+         loads above, {} requests at concurrency 1 to each service. Engine-only is \
+         `bench-frames --runs 1` on this photo right before the Rust service started, all \
+         views summed: {} s per image = {} images/s (the stage table: Rust {} s, Python \
+         reference {} s).\n\n\
          | service | requests | s per image (p50) | s per image (max) | images/s \
          | ÷ engine-only | Rust ÷ Python |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
@@ -97,9 +104,10 @@ pub fn tiled_section(m: &Measured, options: &Options) -> String {
         options.tiled_requests,
         fixed(engine_ms / 1000.0, 2),
         fixed(1000.0 / engine_ms, 3),
+        fixed(big.map_or(f64::NAN, Row::rust_engine_ms) / 1000.0, 2),
         fixed(big.map_or(f64::NAN, Row::python_engine_ms) / 1000.0, 2),
     );
-    let Some(real) = m.service("azaion") else {
+    let Some(real) = real else {
         return out;
     };
     let python = real.python.tiled.as_ref();

@@ -43,47 +43,50 @@ pub fn find<'a>(rows: &'a [Row], model: &str, file: &str) -> Option<&'a Row> {
 }
 
 pub fn run(bench: &Bench, models: &[Model]) -> Result<Vec<Row>> {
-    let threads = bench.options.threads.to_string();
-    let runs = bench.options.runs;
     let mut rows = Vec::new();
     for model in models {
         let config = bench.config(&format!("frames-{}", model.label), &model.path, 0)?;
         for name in model.photos {
-            let photo = bench.photo(name);
             println!("==> stages: {name} ({}): Rust, then Python", model.label);
-            let rust_line = bench_frames(bench, &config, &photo, runs)?;
-            let mut reference = Command::new(&bench.python);
-            reference
-                .arg(bench.root.join("scripts/reference.py"))
-                .arg("--model")
-                .arg(&model.path)
-                .arg("--classes")
-                .arg(bench.root.join("classes.json"))
-                .args(["--bench", &runs.to_string()])
-                .args(["--threads", &threads])
-                .arg(&photo)
-                .current_dir(bench.root);
-            let python_line = json_line(&mut reference, "reference.py --bench")?;
-            println!("{rust_line}\n{python_line}");
-            let row = Row {
-                file: (*name).to_owned(),
-                model: model.label,
-                views: number(&rust_line, "views")?,
-                rust: stages(&rust_line)?,
-                python: stages(&python_line)?,
-                rust_full_p50: number(&rust_line, "full_p50_ms")?,
-            };
-            let python_views = number(&python_line, "views")?;
-            if python_views != row.views {
-                eprintln!(
-                    "xtask: bench: {name}: Rust planned {} views, Python {python_views}",
-                    row.views
-                );
-            }
-            rows.push(row);
+            rows.push(pair(bench, model, &config, name, bench.options.runs)?);
         }
     }
     Ok(rows)
+}
+
+/// `bench-frames` and then `reference.py --bench` on one photo, `runs` runs each.
+pub fn pair(bench: &Bench, model: &Model, config: &Path, name: &str, runs: usize) -> Result<Row> {
+    let photo = bench.photo(name);
+    let rust_line = bench_frames(bench, config, &photo, runs)?;
+    let mut reference = Command::new(&bench.python);
+    reference
+        .arg(bench.root.join("scripts/reference.py"))
+        .arg("--model")
+        .arg(&model.path)
+        .arg("--classes")
+        .arg(bench.root.join("classes.json"))
+        .args(["--bench", &runs.to_string()])
+        .args(["--threads", &bench.options.threads.to_string()])
+        .arg(&photo)
+        .current_dir(bench.root);
+    let python_line = json_line(&mut reference, "reference.py --bench")?;
+    println!("{rust_line}\n{python_line}");
+    let row = Row {
+        file: name.to_owned(),
+        model: model.label,
+        views: number(&rust_line, "views")?,
+        rust: stages(&rust_line)?,
+        python: stages(&python_line)?,
+        rust_full_p50: number(&rust_line, "full_p50_ms")?,
+    };
+    let python_views = number(&python_line, "views")?;
+    if python_views != row.views {
+        eprintln!(
+            "xtask: bench: {name}: Rust planned {} views, Python {python_views}",
+            row.views
+        );
+    }
+    Ok(row)
 }
 
 /// `detections bench-frames` on one photo: its JSON line.
@@ -179,7 +182,7 @@ pub fn section(rows: &[Row], runs: usize, threads: usize) -> String {
          docs/pipeline.md §1) letterboxed and normalised into the input tensor.\n\
          - engine: the model alone (`InferenceEngine::infer` / `session.run`) on \
          already filled tensors, summed over all views of the frame (batch size 1: \
-         one call per view). This is the engine-only time of the summary.\n\
+         one call per view): what engine-only means throughout.\n\
          - full: decode + preprocess + engine + decoding, NMS and the per-frame \
          filters + DTOs.\n\n\
          Ratios: Rust overhead ÷ Py overhead is (full − engine) of Rust over the same \

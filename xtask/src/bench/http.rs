@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use super::frames::{self, Row};
 use super::{Bench, CONCURRENCY, HTTP_PHOTO, Model, TILED_PHOTO};
 
 /// A child process killed when dropped.
@@ -74,6 +75,10 @@ pub struct Service {
 /// Both services with one model.
 pub struct ModelRun {
     pub label: &'static str,
+    /// Engine-only and the pipeline on the HTTP photo, both sides, right before the loads.
+    pub reference: Row,
+    /// Rust engine-only ms of the tiled photo (all views), right before the loads.
+    pub tiled_engine_ms: Option<f64>,
     pub rust: Service,
     pub python: Service,
 }
@@ -92,6 +97,17 @@ pub fn run(bench: &Bench, model: &Model) -> Result<ModelRun> {
     let port = free_port()?;
     let config = bench.config(&format!("http-{}", model.label), &model.path, port)?;
     let label = model.label;
+    // The references, just before the loads: the machine may have changed since the
+    // stage table (twice its runs: one view is quick).
+    println!("==> http: {label}: engine only on {HTTP_PHOTO}: Rust, then Python");
+    let reference = frames::pair(bench, model, &config, HTTP_PHOTO, 2 * options.runs)?;
+    let tiled_engine_ms = if real {
+        println!("==> http: {label}: engine only on {TILED_PHOTO} (bench-frames --runs 1)");
+        let line = frames::bench_frames(bench, &config, &bench.photo(TILED_PHOTO), 1)?;
+        Some(frames::number(&line, "engine_ms")?)
+    } else {
+        None
+    };
     println!(
         "==> http: {label}: the Rust service at concurrency {CONCURRENCY:?}, {} requests each",
         options.requests
@@ -122,6 +138,8 @@ pub fn run(bench: &Bench, model: &Model) -> Result<ModelRun> {
     let python = measure(command, port, &photo, tiled.as_deref(), options, None)?;
     Ok(ModelRun {
         label,
+        reference,
+        tiled_engine_ms,
         rust,
         python,
     })

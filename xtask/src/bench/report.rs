@@ -64,6 +64,15 @@ pub fn fixed(x: f64, digits: usize) -> String {
     }
 }
 
+/// A ratio: two decimals, three below 0.1 (a small one should not read 0.00).
+fn ratio(x: f64) -> String {
+    if x != 0.0 && x.abs() < 0.1 {
+        fixed(x, 3)
+    } else {
+        fixed(x, 2)
+    }
+}
+
 /// Whether `ok` holds, unless `value` is not a number (nothing to judge).
 fn judged(value: f64, ok: bool) -> Option<bool> {
     value.is_finite().then_some(ok)
@@ -92,8 +101,8 @@ pub fn table(lines: &[Line]) -> String {
             l.what,
             l.rust,
             l.python,
-            fixed(l.of_engine, 2),
-            fixed(l.of_python, 2)
+            ratio(l.of_engine),
+            ratio(l.of_python)
         );
     }
     out
@@ -102,8 +111,7 @@ pub fn table(lines: &[Line]) -> String {
 /// The rows of the summary.
 pub fn lines(m: &Measured) -> Vec<Line> {
     let nan = f64::NAN;
-    let stage = |model, file| frames::find(m.stages, model, file);
-    let coffee = stage("azaion", HTTP_PHOTO);
+    let coffee = m.service("azaion").map(|s| &s.reference);
     let engine_ms = coffee.map_or(nan, Row::rust_engine_ms);
     let python_engine_ms = coffee.map_or(nan, Row::python_engine_ms);
     let engine_per_s = 1000.0 / engine_ms;
@@ -189,7 +197,7 @@ pub fn lines(m: &Measured) -> Vec<Line> {
     if let Some(real) = m.service("azaion")
         && let (Some(r), Some(p)) = (&real.rust.tiled, &real.python.tiled)
     {
-        let big = stage("azaion", TILED_PHOTO);
+        let big = frames::find(m.stages, "azaion", TILED_PHOTO);
         out.push(Line {
             what: format!(
                 "tiled {TILED_PHOTO} over HTTP, images/s ({} views, c=1)",
@@ -197,7 +205,7 @@ pub fn lines(m: &Measured) -> Vec<Line> {
             ),
             rust: fixed(r.images_per_s, 3),
             python: fixed(p.images_per_s, 3),
-            of_engine: r.images_per_s * big.map_or(nan, Row::rust_engine_ms) / 1000.0,
+            of_engine: r.images_per_s * real.tiled_engine_ms.unwrap_or(nan) / 1000.0,
             of_python: r.images_per_s / p.images_per_s,
             ..Line::default()
         });
@@ -305,10 +313,11 @@ pub fn document(bench: &Bench, m: &Measured, took: Duration) -> String {
          over the engine-only time of one image.\n\
          - Rust ÷ Python: Rust's value over Python's; above 1 is better for images/s, \
          below 1 for latency and memory.\n\
-         - The HTTP rows use {HTTP_PHOTO} ({requests} requests at each concurrency, \
-         after a warm-up); engine-only and full pipeline come from the stage table below, \
-         the tiled photo from its own section ({tiled} requests), the video row from the \
-         video section, memory from the memory section.\n\n",
+         - Engine-only and full pipeline: `bench-frames` and `reference.py --bench` on \
+         {HTTP_PHOTO}, {reference_runs} runs each, right before the HTTP loads (the \
+         stage table below has every photo). The HTTP rows: {HTTP_PHOTO}, {requests} \
+         requests at each concurrency after a warm-up. The tiled photo, the video and \
+         memory: their own sections ({tiled} tiled requests).\n\n",
         command = options.command_line(),
         commit = commit(bench.root),
         date = shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
@@ -317,6 +326,7 @@ pub fn document(bench: &Bench, m: &Measured, took: Duration) -> String {
         threads = options.threads,
         summary = summary(m),
         requests = options.requests,
+        reference_runs = 2 * options.runs,
         tiled = options.tiled_requests,
     );
     doc.push_str(&frames::section(m.stages, options.runs, options.threads));
@@ -384,6 +394,9 @@ mod tests {
         assert_eq!(fixed(1.0 / 3.0, 2), "0.33");
         assert_eq!(fixed(f64::NAN, 1), "–");
         assert_eq!(fixed(f64::INFINITY, 1), "–");
+        assert_eq!(ratio(4.83 / 1172.46), "0.004");
+        assert_eq!(ratio(1.234), "1.23");
+        assert_eq!(ratio(f64::NAN), "–");
         assert_eq!(judged(f64::NAN, true), None);
         assert_eq!(judged(2.0, false), Some(false));
     }
