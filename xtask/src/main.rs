@@ -6,13 +6,11 @@
 //!   lint (fmt, clippy, shellcheck); tests (cargo test, bats); security (cargo audit,
 //!   licences, [`security`]); e2e (release binary + stand-in, Docker rollout, [`e2e`]).
 //! * `cargo xtask run [args…]` — fetch the runtime, then `cargo run --release -- serve args…`.
-//! * `cargo xtask bench [--runs N] [--threads T]` — Rust vs the Python reference, side
-//!   by side, into `docs/performance.md`.
-//! * `cargo xtask bench-http` — the service over HTTP vs the engine alone, into
-//!   `docs/performance-http.md`.
+//! * `cargo xtask bench [--quick] [--requests N] …` — engine-only, the pipeline stage by
+//!   stage, the service over HTTP, the tiled photo, a video and memory, Rust vs Python,
+//!   in one run, into `docs/performance.md` ([`bench`]).
 
 mod bench;
-mod bench_http;
 mod e2e;
 mod fetch;
 mod security;
@@ -34,14 +32,17 @@ commands:
                           (release binary + stand-in over HTTP, Docker rollout);
                           --only lint|tests|security|e2e runs fetch and that stage
   run [args...]           fetch --runtime-only, then cargo run --release -- serve [args...]
-  bench [--runs N] [--threads T]
-                          release build, then Rust bench-frames and reference.py --bench
-                          side by side (default 5 runs, 2 threads) -> docs/performance.md
-  bench-http [--requests N] [--threads T] [--soak N] [--video-seconds S] [--video-only]
-                          release service over HTTP at concurrency 1, 2, 4 vs engine-only,
-                          /health latency under load, a 720p video's inferred frames/s
-                          vs engine-only (--video-only: just that section)
-                          -> docs/performance-http.md
+  bench [--quick] [--requests N] [--threads T] [--soak N] [--runs N]
+        [--video-seconds S] [--tiled-requests N]
+                          one run, one machine, Rust vs the Python service, each speed
+                          also as a ratio to engine-only: bench-frames vs reference.py
+                          stage by stage (--runs, default 5); POST /detect at concurrency
+                          1, 2, 4, 8 (--requests each, default 40) with /health probed;
+                          the tiled 5472x3648 photo (--tiled-requests, default 3); a 720p
+                          video (--video-seconds, default 10); RSS and a soak (--soak,
+                          default 5000); --threads intra-op threads (default 2); --quick:
+                          the smallest numbers (a smoke run) -> docs/performance.md
+  bench-http [...]        the same as bench (an alias)
 ";
 
 fn main() -> ExitCode {
@@ -83,12 +84,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some("run") => run(&root, &rest),
-        Some("bench-http") => {
-            let options = bench_http::parse(&rest)?;
-            bench_http::bench(&root, &options)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("bench") => {
+        Some("bench" | "bench-http") => {
             let options = bench::parse(&rest)?;
             bench::bench(&root, &options)?;
             Ok(ExitCode::SUCCESS)
