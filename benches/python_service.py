@@ -1,6 +1,6 @@
 """The standing comparison: a Python detection service built the way the original one
 is — FastAPI on uvicorn, two worker threads, the reference pipeline
-(scripts/reference.py). `cargo xtask bench-http` drives it with the same load as the
+(scripts/reference.py). `cargo xtask bench` drives it with the same load as the
 Rust service and reports both side by side.
 
     python benches/python_service.py --model M --classes classes.json --port 8090 --threads 2
