@@ -311,8 +311,11 @@ impl Default for VideoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectionConfig {
-    /// Detections running at once.
+    /// Photos detected at once.
     pub max_running: usize,
+    /// Videos detected at once (slots of their own: a long video never holds a
+    /// photo's slot).
+    pub max_videos: usize,
     /// Detections waiting for a turn; one more answers 503 with Retry-After.
     pub queue_capacity: usize,
     /// Threads that gather views into engine calls and letterbox them (two: one
@@ -329,6 +332,7 @@ impl Default for DetectionConfig {
     fn default() -> Self {
         Self {
             max_running: 2,
+            max_videos: 2,
             queue_capacity: 32,
             batch_workers: 2,
             batch_delay_ms: 0,

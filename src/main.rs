@@ -467,6 +467,7 @@ fn application(config: &Config, parts: Parts) -> Result<Application, String> {
         Limits {
             admission: Admission {
                 max_running: config.detection.max_running,
+                max_videos: config.detection.max_videos,
                 queue_capacity: config.detection.queue_capacity,
             },
             max_media_bytes: config.server.max_body_bytes,

@@ -34,10 +34,15 @@ pub(crate) use photo::{
     ActiveInference, detect_photo, frame_error, publish, publish_at, unavailable,
 };
 
-/// How much detection work runs and waits at once.
+/// How much detection work runs and waits at once. Photos and videos have slots of
+/// their own, so videos that run for minutes never hold the slots photos need; at the
+/// engine the batcher serves both in turn.
 #[derive(Debug, Clone, Copy)]
 pub struct Admission {
+    /// Photos detected at once.
     pub max_running: usize,
+    /// Videos detected at once.
+    pub max_videos: usize,
     pub queue_capacity: usize,
 }
 
@@ -84,6 +89,7 @@ pub struct Application {
 /// What the request handlers and the background jobs share.
 struct Shared {
     running: Arc<Semaphore>,
+    videos: Arc<Semaphore>,
     waiting: AtomicUsize,
     jobs: JobRegistry,
     /// Cancelled at shutdown; every job's token is a child of it.
@@ -92,11 +98,21 @@ struct Shared {
     tasks: TaskTracker,
 }
 
+impl Shared {
+    fn slots(&self, kind: MediaKind) -> &Arc<Semaphore> {
+        match kind {
+            MediaKind::Video => &self.videos,
+            MediaKind::Image => &self.running,
+        }
+    }
+}
+
 impl Application {
     pub fn new(parts: Collaborators, limits: Limits) -> Self {
         Self {
             shared: Arc::new(Shared {
                 running: Arc::new(Semaphore::new(limits.admission.max_running.max(1))),
+                videos: Arc::new(Semaphore::new(limits.admission.max_videos.max(1))),
                 waiting: AtomicUsize::new(0),
                 jobs: JobRegistry::default(),
                 stopping: CancellationToken::new(),
@@ -166,8 +182,9 @@ impl Application {
     }
 
     /// Waits for a turn to run, or refuses at once when the queue is full.
-    async fn admit(&self) -> Result<OwnedSemaphorePermit, DetectError> {
-        if let Ok(permit) = Arc::clone(&self.shared.running).try_acquire_owned() {
+    async fn admit(&self, kind: MediaKind) -> Result<OwnedSemaphorePermit, DetectError> {
+        let slots = self.shared.slots(kind);
+        if let Ok(permit) = Arc::clone(slots).try_acquire_owned() {
             return Ok(permit);
         }
         let queued = self.shared.waiting.fetch_add(1, Ordering::SeqCst);
@@ -179,7 +196,7 @@ impl Application {
                 retry_after_secs: 1,
             });
         }
-        Arc::clone(&self.shared.running)
+        Arc::clone(slots)
             .acquire_owned()
             .await
             .map_err(|_| DetectError::ShuttingDown)
@@ -238,7 +255,7 @@ impl Application {
     /// A video in a synchronous `POST /detect`: all accepted detections, in order.
     async fn detect_video(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError> {
         let settings = RecognitionSettings::default().merged(&request.settings);
-        let _permit = self.admit().await?;
+        let _permit = self.admit(MediaKind::Video).await?;
         let id = MediaId::of_content(&request.content);
         let lifecycle = match &request.credentials {
             Some(credentials) => Some(
@@ -330,7 +347,7 @@ impl DetectionService for Application {
             return self.detect_video(request).await;
         }
         let settings = RecognitionSettings::default().merged(&request.settings);
-        let _permit = self.admit().await?;
+        let _permit = self.admit(MediaKind::Image).await?;
         let id = MediaId::of_content(&request.content);
         let lifecycle = match &request.credentials {
             Some(credentials) => Some(

@@ -117,10 +117,15 @@ impl MediaJob {
             .map_err(|e| Stop::Failed(format!("reading the media aborted: {e}")))?
             .map_err(|e| Stop::Failed(e.to_string()))?;
         let is_video = sniff_kind(&content, video_path.to_str()) == Some(MediaKind::Video);
+        let kind = if is_video {
+            MediaKind::Video
+        } else {
+            MediaKind::Image
+        };
         // Wait for a turn like synchronous requests, but never refused: the job is accepted.
         let _permit = tokio::select! {
             () = cancel.cancelled() => return Err(Stop::Cancelled),
-            permit = Arc::clone(&self.shared.running).acquire_owned() => {
+            permit = Arc::clone(self.shared.slots(kind)).acquire_owned() => {
                 permit.map_err(|_| Stop::Cancelled)?
             }
         };

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use domain::auth::{BearerToken, Credentials};
-use domain::job::MediaStatus;
+use domain::job::{MediaKind, MediaStatus};
 use domain::media::MediaId;
 use ports::media::MockMediaStore;
 use ports::{
@@ -199,6 +199,7 @@ fn request(content: &'static [u8]) -> DetectRequest {
 
 const ONE_BY_ONE: Admission = Admission {
     max_running: 1,
+    max_videos: 1,
     queue_capacity: 1,
 };
 
@@ -239,6 +240,22 @@ async fn empty_and_undecodable_files_are_the_clients_mistake() {
         matches!(&garbage, DetectError::BadInput(m) if m.contains("unsupported or unrecognised image format")),
         "{garbage:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_video_never_holds_the_slot_a_photo_needs() {
+    let app = application(decoding_codec(), ONE_BY_ONE).0;
+    // The only video slot is taken (a long video is running).
+    let video = app.admit(MediaKind::Video).await.unwrap();
+    let photo = tokio::time::timeout(Duration::from_secs(10), app.detect(request(b"jpeg")))
+        .await
+        .expect("the photo runs at once, beside the video");
+    assert!(photo.is_ok(), "{photo:?}");
+    // A second video waits for the first.
+    let second = tokio::time::timeout(Duration::from_millis(100), app.admit(MediaKind::Video));
+    assert!(second.await.is_err(), "one video at a time here");
+    drop(video);
+    let _next = app.admit(MediaKind::Video).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,6 +427,7 @@ async fn four_concurrent_detections_run_at_most_two_at_once_and_all_succeed() {
     };
     let admission = Admission {
         max_running: 2,
+        max_videos: 2,
         queue_capacity: 8,
     };
     let (app, _) = application_on(decoding_codec(), admission, Arc::new(engine));

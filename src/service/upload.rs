@@ -43,7 +43,7 @@ pub(super) async fn start(
 ) -> Result<UploadStarted, DetectError> {
     app.refuse_when_stopping()?;
     let settings = RecognitionSettings::default().merged(&upload.settings);
-    let permit = app.admit().await?;
+    let permit = app.admit(MediaKind::Video).await?;
     let token = match &upload.credentials {
         Some(c) => Some(lifecycle::fresh_token(app.parts.catalog.as_ref(), c).await),
         None => None,

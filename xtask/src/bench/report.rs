@@ -317,7 +317,9 @@ pub fn document(bench: &Bench, m: &Measured, took: Duration) -> String {
          {HTTP_PHOTO}, {reference_runs} runs each, right before the HTTP loads (the \
          stage table below has every photo). The HTTP rows: {HTTP_PHOTO}, {requests} \
          requests at each concurrency after a warm-up. The tiled photo, the video and \
-         memory: their own sections ({tiled} tiled requests).\n\n",
+         memory: their own sections ({tiled} tiled requests).\n\
+         - Where a target is not met, docs/profile.md says what bounds it, with the \
+         profile that shows it.\n\n",
         command = options.command_line(),
         commit = commit(bench.root),
         date = shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
