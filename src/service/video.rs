@@ -2,6 +2,7 @@
 //! ahead of inference through a bounded channel (a task pulls frames while the engine
 //! works on the previous batch), so the engine does not wait on the decoder.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use domain::job::Percent;
@@ -9,7 +10,8 @@ use domain::media::MediaId;
 use domain::settings::RecognitionSettings;
 use domain::tracking::{AnnotationGate, Tracked, Verdict, video_time};
 use ports::{
-    DecodeOptions, DetectError, DetectionDto, MediaEventStatus, VideoError, VideoFrame, VideoSource,
+    DecodeOptions, DetectError, DetectionDto, InferenceEngine, MediaEventStatus, VideoError,
+    VideoFrame, VideoSource,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -123,100 +125,97 @@ impl VideoRun<'_> {
         let mut broken = None;
         let total_frames = info.frames();
         let mut ended = false;
-        while !ended {
-            let first = tokio::select! {
-                () = self.cancel.cancelled() => return Err(VideoStop::Cancelled),
-                next = frames_rx.recv() => next,
+        let mut failure = None;
+        // Two batches in flight: the next one is with the batcher while this one's
+        // results are published, so the engine never waits for the loop.
+        let mut in_flight = VecDeque::with_capacity(IN_FLIGHT);
+        loop {
+            if !ended && failure.is_none() && in_flight.len() < IN_FLIGHT {
+                let first = tokio::select! {
+                    () = self.cancel.cancelled() => return Err(VideoStop::Cancelled),
+                    next = frames_rx.recv() => next,
+                };
+                let mut frames = Vec::with_capacity(batch);
+                match first {
+                    None => ended = true,
+                    Some(Ok(frame)) => frames.push(frame),
+                    Some(Err(e)) => failure = Some(e),
+                }
+                while !ended && failure.is_none() && frames.len() < batch {
+                    match frames_rx.try_recv() {
+                        Ok(Ok(frame)) => frames.push(frame),
+                        Ok(Err(e)) => failure = Some(e),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => ended = true,
+                    }
+                }
+                if !frames.is_empty() {
+                    in_flight.push_back(self.infer(frames, &engine));
+                }
+                if !ended && failure.is_none() && in_flight.len() < IN_FLIGHT {
+                    continue;
+                }
+            }
+            let Some(inference) = in_flight.pop_front() else {
+                break;
             };
-            let mut frames = Vec::with_capacity(batch);
-            let mut failure = None;
-            match first {
-                None => break,
-                Some(Ok(frame)) => frames.push(frame),
-                Some(Err(e)) => failure = Some(e),
+            let (frames_back, results) = inference.await.map_err(|e| {
+                VideoStop::Failed(DetectError::Internal(format!("detection aborted: {e}")))
+            })?;
+            let results = results.map_err(|e| VideoStop::Failed(frame_error(e)))?;
+            metrics::counter!(FRAMES_INFERRED_TOTAL).increment(results.len() as u64);
+            // A cancel that came while the batch was inferred: its frames publish
+            // and annotate nothing (no annotation after the cancel's answer).
+            if self.cancel.is_cancelled() {
+                return Err(VideoStop::Cancelled);
             }
-            while failure.is_none() && frames.len() < batch {
-                match frames_rx.try_recv() {
-                    Ok(Ok(frame)) => frames.push(frame),
-                    Ok(Err(e)) => failure = Some(e),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        ended = true;
-                        break;
+            for (frame, detections) in frames_back.into_iter().zip(results) {
+                processed += 1;
+                let percent = percent_of(&frame, info.duration_secs, total_frames).max(reported);
+                let tracked: Vec<Tracked> = detections.iter().map(Tracked::from).collect();
+                let verdict = gate.offer(frame.timestamp, &tracked);
+                if verdict == Verdict::Accepted {
+                    let dtos = self.parts.detector.to_dtos(&detections);
+                    reported = percent;
+                    publish_at(
+                        self.parts.events.as_ref(),
+                        &self.id.now(),
+                        MediaEventStatus::AiProcessing,
+                        percent,
+                        dtos.clone(),
+                        None,
+                    );
+                    (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
+                    accepted.extend(dtos.iter().cloned());
+                    if let Some(authorization) = &self.authorization {
+                        self.deliver(frame, dtos, authorization.clone());
                     }
-                }
-            }
-            if !frames.is_empty() {
-                let detector = Arc::clone(&self.parts.detector);
-                let engine = Arc::clone(&engine);
-                let settings = self.settings.clone();
-                let _active = super::ActiveInference::enter();
-                let frames: Vec<SharedFrame> = frames.into_iter().map(SharedFrame::from).collect();
-                let (frames_back, results) = tokio::task::spawn_blocking(move || {
-                    let images: Vec<_> = frames.iter().map(|f| Arc::clone(&f.image)).collect();
-                    let results = detector.detect_frames(&engine, &images, &settings);
-                    (frames, results)
-                })
-                .await
-                .map_err(|e| {
-                    VideoStop::Failed(DetectError::Internal(format!("detection aborted: {e}")))
-                })?;
-                let results = results.map_err(|e| VideoStop::Failed(frame_error(e)))?;
-                metrics::counter!(FRAMES_INFERRED_TOTAL).increment(results.len() as u64);
-                // A cancel that came while the batch was inferred: its frames publish
-                // and annotate nothing (no annotation after the cancel's answer).
-                if self.cancel.is_cancelled() {
-                    return Err(VideoStop::Cancelled);
-                }
-                for (frame, detections) in frames_back.into_iter().zip(results) {
-                    processed += 1;
-                    let percent =
-                        percent_of(&frame, info.duration_secs, total_frames).max(reported);
-                    let tracked: Vec<Tracked> = detections.iter().map(Tracked::from).collect();
-                    let verdict = gate.offer(frame.timestamp, &tracked);
-                    if verdict == Verdict::Accepted {
-                        let dtos = self.parts.detector.to_dtos(&detections);
-                        reported = percent;
-                        publish_at(
-                            self.parts.events.as_ref(),
-                            &self.id.now(),
-                            MediaEventStatus::AiProcessing,
-                            percent,
-                            dtos.clone(),
-                            None,
-                        );
-                        (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
-                        accepted.extend(dtos.iter().cloned());
-                        if let Some(authorization) = &self.authorization {
-                            self.deliver(frame, dtos, authorization.clone());
-                        }
-                    } else if percent >= reported.saturating_add(PROGRESS_STEP) {
-                        reported = percent;
-                        publish_at(
-                            self.parts.events.as_ref(),
-                            &self.id.now(),
-                            MediaEventStatus::AiProcessing,
-                            percent,
-                            vec![],
-                            None,
-                        );
-                        (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
-                    }
-                }
-            }
-            if let Some(e) = failure {
-                match e {
-                    VideoError::Broken(reason) if processed > 0 => {
-                        broken = Some(format!(
-                            "decoding stopped after {processed} inferred frames: {reason}"
-                        ));
-                        break;
-                    }
-                    other => return Err(VideoStop::Failed(video_error(other))),
+                } else if percent >= reported.saturating_add(PROGRESS_STEP) {
+                    reported = percent;
+                    publish_at(
+                        self.parts.events.as_ref(),
+                        &self.id.now(),
+                        MediaEventStatus::AiProcessing,
+                        percent,
+                        vec![],
+                        None,
+                    );
+                    (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
                 }
             }
             if self.cancel.is_cancelled() {
                 return Err(VideoStop::Cancelled);
+            }
+        }
+        // Every frame decoded before a failure has been inferred and published.
+        if let Some(e) = failure {
+            match e {
+                VideoError::Broken(reason) if processed > 0 => {
+                    broken = Some(format!(
+                        "decoding stopped after {processed} inferred frames: {reason}"
+                    ));
+                }
+                other => return Err(VideoStop::Failed(video_error(other))),
             }
         }
         if processed == 0 && broken.is_none() {
@@ -227,6 +226,20 @@ impl VideoRun<'_> {
         Ok(VideoOutcome {
             detections: accepted,
             broken,
+        })
+    }
+
+    /// Detects a batch of frames on a blocking thread (through the batcher).
+    fn infer(&self, frames: Vec<VideoFrame>, engine: &Arc<dyn InferenceEngine>) -> Inference {
+        let detector = Arc::clone(&self.parts.detector);
+        let engine = Arc::clone(engine);
+        let settings = self.settings.clone();
+        let frames: Vec<SharedFrame> = frames.into_iter().map(SharedFrame::from).collect();
+        tokio::task::spawn_blocking(move || {
+            let _active = super::ActiveInference::enter();
+            let images: Vec<_> = frames.iter().map(|f| Arc::clone(&f.image)).collect();
+            let results = detector.detect_frames(&engine, &images, &settings);
+            (frames, results)
         })
     }
 
@@ -263,6 +276,14 @@ impl VideoRun<'_> {
 }
 
 /// Percent done by the frame's time (or index), below 100 until the end.
+/// Batches of a video with the batcher at once.
+const IN_FLIGHT: usize = 2;
+
+type Inference = tokio::task::JoinHandle<(
+    Vec<SharedFrame>,
+    Result<Vec<Vec<domain::detection::Detection>>, crate::detect::FrameError>,
+)>;
+
 /// A decoded frame, shared between the batcher and the annotation it may become.
 struct SharedFrame {
     index: u64,
