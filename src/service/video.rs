@@ -177,30 +177,14 @@ impl VideoRun<'_> {
                 if verdict == Verdict::Accepted {
                     let dtos = self.parts.detector.to_dtos(&detections);
                     reported = percent;
-                    publish_at(
-                        self.parts.events.as_ref(),
-                        &self.id.now(),
-                        MediaEventStatus::AiProcessing,
-                        percent,
-                        dtos.clone(),
-                        None,
-                    );
-                    (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
+                    self.progress(percent, dtos.clone());
                     accepted.extend(dtos.iter().cloned());
                     if let Some(authorization) = &self.authorization {
                         self.deliver(frame, dtos, authorization.clone());
                     }
                 } else if percent >= reported.saturating_add(PROGRESS_STEP) {
                     reported = percent;
-                    publish_at(
-                        self.parts.events.as_ref(),
-                        &self.id.now(),
-                        MediaEventStatus::AiProcessing,
-                        percent,
-                        vec![],
-                        None,
-                    );
-                    (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
+                    self.progress(percent, vec![]);
                 }
             }
             if self.cancel.is_cancelled() {
@@ -227,6 +211,20 @@ impl VideoRun<'_> {
             detections: accepted,
             broken,
         })
+    }
+
+    /// An `AIProcessing` event at `percent` (with an accepted frame's detections, or
+    /// none for plain progress), and the job's percent.
+    fn progress(&self, percent: u8, annotations: Vec<DetectionDto>) {
+        publish_at(
+            self.parts.events.as_ref(),
+            &self.id.now(),
+            MediaEventStatus::AiProcessing,
+            percent,
+            annotations,
+            None,
+        );
+        (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
     }
 
     /// Detects a batch of frames on a blocking thread (through the batcher).
