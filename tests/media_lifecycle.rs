@@ -228,6 +228,11 @@ fn a_known_media_is_detected_in_the_background_with_events_job_status_and_409() 
             .iter()
             .any(|c| c.body.clone().unwrap()["mediaStatus"] == 3)
     });
+    // The annotation goes through the outbox, in a task of its own: it may reach the
+    // Annotations service after the status does.
+    eventually(Duration::from_secs(5), "the annotation", || {
+        !annotations.calls_to("/annotations").is_empty()
+    });
     assert_eq!(annotations.calls_to("/annotations").len(), 1);
     assert_eq!(service.job("nope").0, 404);
 }
