@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import sys
 from pathlib import Path
 
 import anyio
 import uvicorn
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
-from PIL import Image
+import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import reference  # noqa: E402
+
+
+# The reference's defaults: Ultralytics' letterbox, tiling as spec A11 says.
+OPTIONS = argparse.Namespace(preprocess="letterbox", tiling="auto")
 
 
 def build(model: Path, classes_path: Path, threads: int, workers: int) -> FastAPI:
@@ -47,11 +51,10 @@ def build(model: Path, classes_path: Path, threads: int, workers: int) -> FastAP
         data = file.file.read()
         if not data:
             raise HTTPException(400, "the file is empty")
-        try:
-            img = Image.open(io.BytesIO(data)).convert("RGB")
-        except Exception as err:  # noqa: BLE001 - any decoder failure is the client's
-            raise HTTPException(400, f"not a decodable image: {err}")
-        return reference.detect(img, engine, settings, classes)
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise HTTPException(400, "not a decodable image")
+        return reference.detect(img, engine, settings, classes, OPTIONS)
 
     return app
 

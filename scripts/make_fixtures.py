@@ -45,6 +45,7 @@ Manifest (``version`` 1)::
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -344,7 +345,84 @@ def main() -> int:
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(out_dir / "manifest.json")
     print(f"make_fixtures: wrote {len(specs)} models and manifest.json to {out_dir}")
+    write_classes_of(args.assets / "models" / "yolov8n_320.onnx")
+    write_resize_references(args.assets)
+    write_decode_references(args.assets)
     return 0
+
+
+def write_decode_references(assets: Path) -> None:
+    """``fixtures/decode``: JPEGs (baseline 4:2:0 photos, and ones OpenCV encodes
+    progressive, 4:4:4, 4:2:2 and grey) with what ``cv2.imdecode`` makes of them, stored as
+    PNG, for the test that holds the service's JPEG decoding to OpenCV's
+    (adapters/tests/decode_opencv.rs)."""
+    import cv2
+
+    out = assets / "fixtures" / "decode"
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for photo in ("bus.jpg", "zidane.jpg"):
+        (out / photo).write_bytes((assets / "photos" / photo).read_bytes())
+        names.append(photo)
+    astronaut = cv2.imread(str(assets / "photos" / "astronaut.png"), cv2.IMREAD_COLOR)
+    variants = {
+        "astronaut_progressive.jpg": [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+        "astronaut_444.jpg": [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+        "astronaut_422.jpg": [cv2.IMWRITE_JPEG_QUALITY, 85, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422],
+    }
+    for name, params in variants.items():
+        cv2.imwrite(str(out / name), astronaut, params)
+        names.append(name)
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(out / "astronaut_grey.jpg"), grey, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    names.append("astronaut_grey.jpg")
+    for name in names:
+        decoded = cv2.imdecode(np.fromfile(str(out / name), dtype=np.uint8), cv2.IMREAD_COLOR)
+        cv2.imwrite(str(out / f"{name}.png"), decoded)
+    (out / "manifest.json").write_text(json.dumps({"opencv": cv2.__version__, "jpegs": names}, indent=1) + "\n")
+    print(f"make_fixtures: wrote {len(names)} cv2.imdecode references to {out}")
+
+
+# (name, source photo, crop (x, y, w, h) or None, [target (w, h), ...]): shrinking by
+# non-integer and integer factors, enlarging, odd sizes, and a stretch (aspect changed).
+RESIZE_CASES = [
+    ("astronaut", "astronaut.png", None, [(320, 320), (256, 256), (203, 157), (640, 640), (700, 333)]),
+    ("camera_odd", "camera.png", (17, 9, 333, 251), [(320, 241), (641, 483), (99, 75), (320, 320)]),
+    ("bus", "bus.jpg", None, [(480, 640), (240, 320), (353, 470), (640, 640)]),
+]
+
+
+def write_resize_references(assets: Path) -> None:
+    """``fixtures/resize``: sources and what ``cv2.resize(INTER_LINEAR)`` makes of them, for
+    the test that holds the service's resize to OpenCV's (adapters/tests/resize_opencv.rs)."""
+    import cv2  # only this step needs OpenCV
+
+    out = assets / "fixtures" / "resize"
+    out.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for name, photo, crop, targets in RESIZE_CASES:
+        src = cv2.imread(str(assets / "photos" / photo), cv2.IMREAD_COLOR)
+        if crop is not None:
+            x, y, w, h = crop
+            src = np.ascontiguousarray(src[y : y + h, x : x + w])
+        cv2.imwrite(str(out / f"{name}.png"), src)
+        for w, h in targets:
+            cv2.imwrite(str(out / f"{name}_{w}x{h}.png"), cv2.resize(src, (w, h), interpolation=cv2.INTER_LINEAR))
+        cases.append({"source": f"{name}.png", "targets": [[w, h] for w, h in targets]})
+    (out / "manifest.json").write_text(json.dumps({"opencv": cv2.__version__, "cases": cases}, indent=1) + "\n")
+    print(f"make_fixtures: wrote {sum(len(c['targets']) for c in cases)} cv2.resize references to {out}")
+
+
+def write_classes_of(model: Path) -> None:
+    """``<model stem>.classes.json`` from the names in a real model's metadata, so the
+    service knows every class the model has (no size limit: any box is kept)."""
+    meta = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+    names = ast.literal_eval(meta["names"])
+    entries = [{"Id": int(i), "Name": str(n), "ShortName": str(n)[:8], "Color": "#3498db", "MaxSizeM": 100000}
+               for i, n in sorted(names.items())]
+    out = model.with_name(model.stem + ".classes.json")
+    out.write_text(json.dumps(entries, indent=1) + "\n")
+    print(f"make_fixtures: wrote {out.name} ({len(entries)} classes)")
 
 
 if __name__ == "__main__":

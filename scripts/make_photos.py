@@ -14,10 +14,14 @@ photos that ``cargo xtask fetch`` extracted into ``<assets>/photos``:
 
 * ``bus.png``, ``zidane.png``, ``zidane_4480.png``: the same pixels as the
                            JPEGs above as Pillow decodes them, stored losslessly.
-                           The parity test feeds these to both pipelines: JPEG
-                           decoders differ (zune-jpeg vs libjpeg-turbo: up to 4
-                           levels on ~8% of values), which is decoder noise, not
-                           a pipeline difference.
+* ``zidane_960x540.jpg``, ``bus_720x960.png``: shrunk into a 640 input without
+                           tiling (the resize itself is what the parity test checks).
+* ``bus_353x470.jpg``, ``zidane_470x264.png``, ``astronaut_460.png``,
+  ``camera_460.jpg``: shrunk into a 320 input without tiling.
+* ``bus_exif6.jpg``, ``bus_exif6.png``: bus.jpg stored sideways (turned 90 degrees
+                           counter-clockwise) with EXIF ``Orientation`` 6 ("turn 90
+                           degrees clockwise to show"), as phones store photos: a
+                           decoder that honours the tag shows the upright bus.
 
 Prints one line per file written (name, size, bytes).
 """
@@ -47,6 +51,20 @@ def save_png(img: Image.Image, path: Path) -> None:
     print(f"make_photos: {path.name} {img.width}x{img.height} {path.stat().st_size} bytes")
 
 
+def save_sideways(img: Image.Image, path: Path) -> None:
+    """``img`` stored turned 90 degrees counter-clockwise, tagged EXIF Orientation 6."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = img.transpose(Image.Transpose.ROTATE_90)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix == ".png":
+        sideways.save(tmp, format="PNG", compress_level=1, exif=exif.tobytes())
+    else:
+        sideways.save(tmp, format="JPEG", quality=92, exif=exif.tobytes())
+    tmp.replace(path)
+    print(f"make_photos: {path.name} {sideways.width}x{sideways.height} (Orientation 6) {path.stat().st_size} bytes")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="derived test/benchmark photos")
     ap.add_argument("--assets", type=Path, default=Path(__file__).resolve().parent.parent / "assets")
@@ -74,6 +92,16 @@ def main() -> int:
         for x in range(0, 5472, 1216):
             mosaic.paste(tile, (x, y))  # the last column is cut at the edge (half a tile)
     save(mosaic, photos / "big_5472x3648.jpg", 90)
+
+    save(zidane.resize((960, 540), Image.LANCZOS), photos / "zidane_960x540.jpg", 92)
+    save_png(bus.resize((720, 960), Image.LANCZOS), photos / "bus_720x960.png")
+    save(bus.resize((353, 470), Image.LANCZOS), photos / "bus_353x470.jpg", 92)
+    save_png(zidane.resize((470, 264), Image.LANCZOS), photos / "zidane_470x264.png")
+    save_png(astronaut.resize((460, 460), Image.LANCZOS), photos / "astronaut_460.png")
+    camera = Image.open(photos / "camera.png").convert("RGB")
+    save(camera.resize((460, 460), Image.LANCZOS), photos / "camera_460.jpg", 92)
+    save_sideways(bus, photos / "bus_exif6.jpg")
+    save_sideways(bus, photos / "bus_exif6.png")
 
     for name in ("bus.jpg", "zidane.jpg", "zidane_4480.jpg"):
         decoded = Image.open(photos / name).convert("RGB")

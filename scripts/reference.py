@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Plain-Python reference of the per-frame pipeline (docs/pipeline.md).
 
-Pillow decodes and resizes, NumPy does the maths, ONNX Runtime
-(CPUExecutionProvider) runs the model. The Rust service is held to the same
+OpenCV decodes and resizes (what Ultralytics and the original service use), NumPy
+does the maths, ONNX Runtime (CPUExecutionProvider) runs the model. The Rust service is held to the same
 answers by the parity test; when this file and docs/pipeline.md disagree, the
 document wins and this file is the bug.
 
 Usage::
 
     python scripts/reference.py --model M --classes C [--threads N]
+                                [--preprocess letterbox|stretch] [--tiling auto|off]
                                 [--settings JSON|@file] FILES...
         -> one JSON line per file: {"file": path, "detections": [DetectionDto...]}
 
@@ -22,14 +23,14 @@ end-to-end ``[B, N, 6]`` and YOLOv5 ``[B, N, 5+nc]``; chosen from the ONNX
 metadata and the output shape, or forced with ``--layout``.
 
 Decisions the document leaves to the implementation, made explicit here:
-* Resize: Pillow ``Image.resize((nw, nh), Image.BILINEAR, reducing_gap=None)``.
-  Ultralytics itself uses OpenCV ``INTER_LINEAR`` (2x2 taps, no antialiasing).
-  Pillow's BILINEAR is a separable convolution with a triangle filter whose
-  support widens with the downscale factor (antialiased), i.e. the same as
-  fast_image_resize ``Convolution(Bilinear)``; the Rust side must match this,
-  not OpenCV. ``reducing_gap=None`` keeps Pillow from a JPEG draft/reduce
-  shortcut, so the result is one exact convolution.
-* Decode: ``Image.open(...).convert("RGB")``; EXIF orientation is not applied.
+* Decode: ``cv2.imdecode(..., IMREAD_COLOR)`` (libjpeg-turbo for JPEG; applies the EXIF
+  orientation), as the original service and Ultralytics do.
+* ``--preprocess letterbox`` (default): exactly Ultralytics' ``LetterBox(center=True,
+  auto=False)``: ``r = min(mh/h, mw/w)``, new size ``round(w*r), round(h*r)`` and padding
+  ``round(d/2 - 0.1)`` with Python's ``round`` (half to even), ``cv2.resize(...,
+  INTER_LINEAR)`` (2x2 taps, no antialiasing), ``copyMakeBorder`` with 114, then BGR->RGB.
+* ``--preprocess stretch``: the original service's ``cv2.dnn.blobFromImage(view, 1/255,
+  (mw, mh), swapRB=True, crop=False)``: the view resized to the whole input.
 * Tensor: ``uint8 -> float32 / 255`` in float32 (then ``astype(float16)`` for
   float16 models).
 * Box maths after the engine is done in float64 from the float32 raw outputs.
@@ -50,9 +51,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
 DEFAULTS = {
     "frame_period_recognition": 4,
@@ -177,9 +178,9 @@ def origins(size: int, tile: int, step: int) -> list[int]:
     return out
 
 
-def views(W: int, H: int, mw: int, mh: int, settings: dict) -> tuple[bool, list[tuple[int, int, int, int]]]:
+def views(W: int, H: int, mw: int, mh: int, settings: dict, tiling: str) -> tuple[bool, list[tuple[int, int, int, int]]]:
     """(tiled, [(x0, y0, vw, vh)...]) row by row."""
-    if not (W > 1.5 * mw or H > 1.5 * mh):
+    if tiling == "off" or not (W > 1.5 * mw or H > 1.5 * mh):
         return False, [(0, 0, W, H)]
     t = max(rhaz(25 / gsd(settings, W)), max(mw, mh))
     tw, th = min(t, W), min(t, H)
@@ -192,27 +193,43 @@ def views(W: int, H: int, mw: int, mh: int, settings: dict) -> tuple[bool, list[
 # -------------------------------------------------------------- §2 letterbox
 @dataclass
 class Letterbox:
-    r: float
+    rx: float
+    ry: float
     left: int
     top: int
 
 
-def letterbox(img: Image.Image, view, mw: int, mh: int, dtype) -> tuple[np.ndarray, Letterbox]:
+def ultralytics_letterbox(bgr: np.ndarray, mw: int, mh: int) -> tuple[np.ndarray, Letterbox]:
+    """ultralytics.data.augment.LetterBox(new_shape=(mh, mw), auto=False, center=True)."""
+    shape = bgr.shape[:2]
+    r = min(mh / shape[0], mw / shape[1])
+    new_unpad = max(round(shape[1] * r), 1), max(round(shape[0] * r), 1)
+    dw, dh = (mw - new_unpad[0]) / 2, (mh - new_unpad[1]) / 2
+    if shape[::-1] != new_unpad:
+        bgr = cv2.resize(bgr, new_unpad, interpolation=cv2.INTER_LINEAR)
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    bgr = cv2.copyMakeBorder(bgr, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD,) * 3)
+    rgb = bgr[..., ::-1].transpose(2, 0, 1)[None]
+    tensor = np.ascontiguousarray(rgb).astype(np.float32) / np.float32(255)
+    return tensor, Letterbox(r, r, left, top)
+
+
+def blob_stretch(bgr: np.ndarray, mw: int, mh: int) -> tuple[np.ndarray, Letterbox]:
+    """The original service: cv2.dnn.blobFromImage without crop (aspect not kept)."""
+    vh, vw = bgr.shape[:2]
+    tensor = cv2.dnn.blobFromImage(bgr, 1.0 / 255, (mw, mh), swapRB=True, crop=False)
+    return tensor.astype(np.float32), Letterbox(mw / vw, mh / vh, 0, 0)
+
+
+def letterbox(bgr: np.ndarray, view, mw: int, mh: int, dtype, mode: str) -> tuple[np.ndarray, Letterbox]:
     x0, y0, vw, vh = view
-    crop = img if (x0, y0, vw, vh) == (0, 0, img.width, img.height) else img.crop((x0, y0, x0 + vw, y0 + vh))
-    r = min(mw / vw, mh / vh)
-    nw, nh = rhaz(vw * r), rhaz(vh * r)
-    left, top = rhaz((mw - nw) / 2 - 0.1), rhaz((mh - nh) / 2 - 0.1)
-    if (nw, nh) != (vw, vh):
-        # Pillow BILINEAR (convolution, antialiased when shrinking), not OpenCV
-        # INTER_LINEAR; see the module docstring.
-        crop = crop.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
-    canvas = np.full((mh, mw, 3), PAD, dtype=np.uint8)
-    canvas[top : top + nh, left : left + nw] = np.asarray(crop, dtype=np.uint8)
-    tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255)
+    crop = bgr[y0 : y0 + vh, x0 : x0 + vw]
+    fit = blob_stretch if mode == "stretch" else ultralytics_letterbox
+    tensor, lb = fit(np.ascontiguousarray(crop), mw, mh)
     if dtype != np.float32:
         tensor = tensor.astype(dtype)
-    return np.ascontiguousarray(tensor), Letterbox(r, left, top)
+    return np.ascontiguousarray(tensor), lb
 
 
 # ------------------------------------------------------------------ §3 decode
@@ -270,10 +287,10 @@ def per_view(raw, layout, lb: Letterbox, view, W, H, settings) -> list[dict]:
     dets = []
     for i in order:
         x1, y1, x2, y2 = boxes[i]
-        x1 = min(max((x1 - lb.left) / lb.r + x0, 0.0), W)
-        x2 = min(max((x2 - lb.left) / lb.r + x0, 0.0), W)
-        y1 = min(max((y1 - lb.top) / lb.r + y0, 0.0), H)
-        y2 = min(max((y2 - lb.top) / lb.r + y0, 0.0), H)
+        x1 = min(max((x1 - lb.left) / lb.rx + x0, 0.0), W)
+        x2 = min(max((x2 - lb.left) / lb.rx + x0, 0.0), W)
+        y1 = min(max((y1 - lb.top) / lb.ry + y0, 0.0), H)
+        y2 = min(max((y2 - lb.top) / lb.ry + y0, 0.0), H)
         if x2 - x1 <= 0 or y2 - y1 <= 0:
             continue
         dets.append(
@@ -338,17 +355,18 @@ def per_frame(dets: list[dict], tiled: bool, W: int, H: int, settings: dict, cla
 
 
 # ------------------------------------------------------------------- driver
-def decode_image(path: str) -> Image.Image:
-    img = Image.open(path)
-    img = img.convert("RGB")
-    img.load()
+def decode_image(path: str) -> np.ndarray:
+    """BGR, upright (cv2.imdecode applies the EXIF orientation)."""
+    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f"{path}: OpenCV cannot decode it")
     return img
 
 
-def preprocess(img: Image.Image, engine: Engine, settings: dict):
-    W, H = img.size
-    tiled, vs = views(W, H, engine.mw, engine.mh, settings)
-    prepared = [letterbox(img, v, engine.mw, engine.mh, engine.dtype) for v in vs]
+def preprocess(img: np.ndarray, engine: Engine, settings: dict, opts):
+    H, W = img.shape[:2]
+    tiled, vs = views(W, H, engine.mw, engine.mh, settings, opts.tiling)
+    prepared = [letterbox(img, v, engine.mw, engine.mh, engine.dtype, opts.preprocess) for v in vs]
     return tiled, vs, prepared
 
 
@@ -361,9 +379,9 @@ def infer(engine: Engine, prepared, settings: dict) -> list[np.ndarray]:
     return raws
 
 
-def detect(img: Image.Image, engine: Engine, settings: dict, classes) -> list[dict]:
-    W, H = img.size
-    tiled, vs, prepared = preprocess(img, engine, settings)
+def detect(img: np.ndarray, engine: Engine, settings: dict, classes, opts) -> list[dict]:
+    H, W = img.shape[:2]
+    tiled, vs, prepared = preprocess(img, engine, settings, opts)
     raws = infer(engine, prepared, settings)
     dets: list[dict] = []
     for raw, (_, lb), v in zip(raws, prepared, vs):
@@ -371,7 +389,7 @@ def detect(img: Image.Image, engine: Engine, settings: dict, classes) -> list[di
     return per_frame(dets, tiled, W, H, settings, classes)
 
 
-def bench(path: str, n: int, engine: Engine, settings: dict, classes, threads: int) -> dict:
+def bench(path: str, n: int, engine: Engine, settings: dict, classes, opts) -> dict:
     def mean_ms(fn) -> float:
         fn()  # warm-up
         t0 = time.perf_counter()
@@ -380,20 +398,20 @@ def bench(path: str, n: int, engine: Engine, settings: dict, classes, threads: i
         return (time.perf_counter() - t0) * 1000 / n
 
     img = decode_image(path)
-    tiled, vs, prepared = preprocess(img, engine, settings)
+    tiled, vs, prepared = preprocess(img, engine, settings, opts)
     return {
         "file": path,
-        "width": img.width,
-        "height": img.height,
+        "width": img.shape[1],
+        "height": img.shape[0],
         "views": len(vs),
         "tiled": tiled,
         "runs": n,
-        "threads": threads,
+        "threads": opts.threads,
         "decode_ms": mean_ms(lambda: decode_image(path)),
-        "preprocess_ms": mean_ms(lambda: preprocess(decode_image(path), engine, settings)),
+        "preprocess_ms": mean_ms(lambda: preprocess(decode_image(path), engine, settings, opts)),
         "engine_ms": mean_ms(lambda: infer(engine, prepared, settings)),
-        "full_ms": mean_ms(lambda: detect(decode_image(path), engine, settings, classes)),
-        "detections": len(detect(img, engine, settings, classes)),
+        "full_ms": mean_ms(lambda: detect(decode_image(path), engine, settings, classes, opts)),
+        "detections": len(detect(img, engine, settings, classes, opts)),
     }
 
 
@@ -404,6 +422,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     ap.add_argument("--settings", help="JSON object of recognition settings (A6 keys, + nms_iou), or @file")
     ap.add_argument("--layout", choices=["end2end", "ultralytics", "yolov5"], help="override layout detection")
+    ap.add_argument("--preprocess", choices=["letterbox", "stretch"], default="letterbox",
+                    help="Ultralytics' LetterBox (default) or the original's blobFromImage")
+    ap.add_argument("--tiling", choices=["auto", "off"], default="auto", help="tile large frames (auto) or never")
     ap.add_argument("--bench", type=int, metavar="N", help="time each file over N runs instead of printing detections")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
@@ -413,9 +434,9 @@ def main() -> int:
     engine = Engine(args.model, args.threads, args.layout)
     for path in args.files:
         if args.bench:
-            line = bench(path, args.bench, engine, settings, classes, args.threads)
+            line = bench(path, args.bench, engine, settings, classes, args)
         else:
-            line = {"file": path, "detections": detect(decode_image(path), engine, settings, classes)}
+            line = {"file": path, "detections": detect(decode_image(path), engine, settings, classes, args)}
         print(json.dumps(line), flush=True)
     return 0
 

@@ -104,7 +104,13 @@ pub fn bench_file(
         Ok::<_, String>(detector.to_dtos(&detections))
     };
     let detections = full(&frame)?.len();
-    let tiled = domain::tiling::plan_views(frame.size(), spec.input_size, settings).is_tiled();
+    let tiled = domain::tiling::plan_views(
+        frame.size(),
+        spec.input_size,
+        settings,
+        detector.view_rules(),
+    )
+    .is_tiled();
 
     let decode = measure(runs, || read_decode(detector, path))?;
     let mut scratch = Vec::new();

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use domain::tiling::Tiling;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -326,6 +327,9 @@ pub struct DetectionConfig {
     pub batch_delay_ms: u64,
     /// Worker threads of the async runtime (HTTP, SSE, outbound calls); 0: one per core.
     pub runtime_threads: usize,
+    /// `auto`: frames larger than 1.5 × the model input are cut into tiles (spec A11);
+    /// `off`: every frame is one view.
+    pub tiling: Tiling,
 }
 
 impl Default for DetectionConfig {
@@ -337,6 +341,7 @@ impl Default for DetectionConfig {
             batch_workers: 2,
             batch_delay_ms: 0,
             runtime_threads: 0,
+            tiling: Tiling::Auto,
         }
     }
 }
@@ -387,6 +392,14 @@ pub struct ConfigError(String);
 pub const CONFIG_FILE_VAR: &str = "DETECTIONS_CONFIG";
 
 impl Config {
+    /// How frames become views: the engine's preprocess mode and the tiling switch.
+    pub fn view_rules(&self) -> domain::tiling::ViewRules {
+        domain::tiling::ViewRules {
+            preprocess: self.engine.preprocess(),
+            tiling: self.detection.tiling,
+        }
+    }
+
     /// Loads defaults ← `file` (or `$DETECTIONS_CONFIG`) ← environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let file = file

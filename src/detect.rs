@@ -7,7 +7,7 @@ use domain::classes::ClassTable;
 use domain::detection::Detection;
 use domain::layout::LayoutError;
 use domain::settings::RecognitionSettings;
-use domain::tiling::plan_views;
+use domain::tiling::{ViewRules, plan_views};
 use ports::{
     BatchSize, DecodeError, DetectionDto, EngineError, FrameCodec, InferenceEngine, InputTensor,
     ModelSpec, PreprocessError, Preprocessor, RgbFrame,
@@ -37,6 +37,7 @@ pub struct FrameDetector {
     preprocessor: Arc<dyn Preprocessor>,
     classes: Arc<ClassTable>,
     nms_iou: f32,
+    view_rules: ViewRules,
     batcher: Batcher,
 }
 
@@ -53,8 +54,20 @@ impl FrameDetector {
             preprocessor,
             classes,
             nms_iou,
+            view_rules: ViewRules::default(),
             batcher,
         }
+    }
+
+    /// The same detector with other rules for turning frames into views (preprocess
+    /// mode, tiling), from the configuration.
+    pub fn with_view_rules(mut self, rules: ViewRules) -> Self {
+        self.view_rules = rules;
+        self
+    }
+
+    pub fn view_rules(&self) -> ViewRules {
+        self.view_rules
     }
 
     /// The same detector with another batching plan (its workers replace the default's).
@@ -110,7 +123,7 @@ impl FrameDetector {
         let spec = engine.spec();
         let plans: Vec<_> = frames
             .iter()
-            .map(|f| plan_views(f.size(), spec.input_size, settings))
+            .map(|f| plan_views(f.size(), spec.input_size, settings, self.view_rules))
             .collect();
         let views = plans
             .iter()
@@ -149,7 +162,7 @@ impl FrameDetector {
         settings: &RecognitionSettings,
         tensors: &mut Vec<InputTensor>,
     ) -> Result<usize, FrameError> {
-        let plan = plan_views(frame.size(), spec.input_size, settings);
+        let plan = plan_views(frame.size(), spec.input_size, settings, self.view_rules);
         let per_call = per_call(spec, settings);
         let chunks = plan.views().chunks(per_call);
         tensors.truncate(chunks.len());

@@ -216,7 +216,8 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
             classes,
             config.engine.nms_iou(),
         )
-        .with_batching(config.detection.batching()),
+        .with_batching(config.detection.batching())
+        .with_view_rules(config.view_rules()),
     );
     Ok(Parts { engines, detector })
 }
@@ -341,7 +342,13 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(%address, "listening");
+    let rules = config.view_rules();
+    tracing::info!(
+        %address,
+        preprocess = rules.preprocess.as_str(),
+        tiling = ?rules.tiling,
+        "listening"
+    );
     let http = HttpConfig {
         max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),

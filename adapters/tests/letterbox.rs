@@ -3,7 +3,7 @@
 use adapters::image::{LetterboxPreprocessor, Region};
 use domain::geometry::{Letterbox, Size};
 use domain::settings::RecognitionSettings;
-use domain::tiling::plan_views;
+use domain::tiling::{ViewRules, plan_views};
 use half::f16;
 use ports::{ElementType, InputTensor, Preprocessor, RgbFrame};
 
@@ -186,7 +186,7 @@ fn planned_tiles_equal_letterboxing_a_copy_of_the_tile() {
     let input = size(64, 64);
     let patch = domain::settings::SettingsPatch::from_json_str(r#"{"altitude": 50}"#).unwrap();
     let settings = RecognitionSettings::default().merged(&patch);
-    let plan = plan_views(frame.size(), input, &settings);
+    let plan = plan_views(frame.size(), input, &settings, ViewRules::default());
     assert!(plan.is_tiled() && plan.views().len() > 2, "{plan:?}");
     let pre = LetterboxPreprocessor::new();
     for view in plan.views() {
@@ -206,7 +206,12 @@ fn tiles_of_the_input_size_are_copied_exactly() {
     // 200×100 into 64×64 at the default altitude: 64×64 tiles, no resize at all.
     let frame = textured(200, 100);
     let input = size(64, 64);
-    let plan = plan_views(frame.size(), input, &RecognitionSettings::default());
+    let plan = plan_views(
+        frame.size(),
+        input,
+        &RecognitionSettings::default(),
+        ViewRules::default(),
+    );
     assert!(plan.is_tiled());
     let mut tensor = InputTensor::new(ElementType::F32, input, plan.views().len());
     let pre = LetterboxPreprocessor::new();

@@ -1,6 +1,6 @@
 use super::*;
 use crate::geometry::PixelBox;
-use crate::tiling::plan_views;
+use crate::tiling::{ViewRules, plan_views};
 use proptest::prelude::*;
 
 fn cand(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class: u32) -> Candidate {
@@ -58,6 +58,7 @@ fn whole_frame_pipeline() {
         size(1920, 1080),
         size(1280, 1280),
         &RecognitionSettings::default(),
+        ViewRules::default(),
     );
     assert!(!plan.is_tiled());
     let cands = vec![
@@ -90,6 +91,7 @@ fn tiled_pipeline_maps_tile_origins_and_dedupes() {
         size(1280, 720),
         size(640, 640),
         &RecognitionSettings::default(),
+        ViewRules::default(),
     );
     assert!(plan.is_tiled());
     let mut per_view = vec![Vec::new(); plan.views().len()];

@@ -1,12 +1,32 @@
 //! Whole frame or tiles (docs/pipeline.md §1, spec A11).
 
-use crate::geometry::{Letterbox, Size};
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::{Letterbox, Preprocess, Size};
 use crate::settings::RecognitionSettings;
 
 /// Tiles cover about this many metres on the ground.
 const TILE_GROUND_M: f64 = 25.0;
 /// A frame is tiled when a side exceeds this multiple of the model input.
 const TILE_TRIGGER: f64 = 1.5;
+
+/// Whether large frames are cut into tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tiling {
+    /// Spec A11: tiled when a side exceeds 1.5 × the model input.
+    #[default]
+    Auto,
+    /// Always one view, the whole frame (ordinary photos with a small-input model).
+    Off,
+}
+
+/// How frames become views: set by the service's configuration, not by a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ViewRules {
+    pub preprocess: Preprocess,
+    pub tiling: Tiling,
+}
 
 /// A crop of the frame in frame pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +54,7 @@ impl Tile {
     }
 }
 
-/// One input to the engine: a tile (or the whole frame) and its letterbox.
+/// One input to the engine: a tile (or the whole frame) and how it fits the input.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct View {
     tile: Tile,
@@ -94,12 +114,18 @@ fn step(side: u32, overlap_percent: u32) -> u32 {
     (s as u32).max(1)
 }
 
-pub fn plan_views(frame: Size, input: Size, settings: &RecognitionSettings) -> FramePlan {
+pub fn plan_views(
+    frame: Size,
+    input: Size,
+    settings: &RecognitionSettings,
+    rules: ViewRules,
+) -> FramePlan {
     let (w, h) = (frame.width(), frame.height());
     let (mw, mh) = (input.width(), input.height());
     let gsd = settings.ground_sampling_distance(w);
-    let tiled =
-        f64::from(w) > TILE_TRIGGER * f64::from(mw) || f64::from(h) > TILE_TRIGGER * f64::from(mh);
+    let tiled = rules.tiling == Tiling::Auto
+        && (f64::from(w) > TILE_TRIGGER * f64::from(mw)
+            || f64::from(h) > TILE_TRIGGER * f64::from(mh));
     let views = if !tiled {
         vec![View {
             tile: Tile {
@@ -107,7 +133,7 @@ pub fn plan_views(frame: Size, input: Size, settings: &RecognitionSettings) -> F
                 y: 0,
                 size: frame,
             },
-            letterbox: Letterbox::fit(frame, input),
+            letterbox: Letterbox::new(rules.preprocess, frame, input),
         }]
     } else {
         // `as` saturates: a tiny gsd just means "as large as the frame".
@@ -119,7 +145,7 @@ pub fn plan_views(frame: Size, input: Size, settings: &RecognitionSettings) -> F
         let ys = origins(h, th, step(th, overlap));
         // tw, th ≥ 1 because t ≥ 1 and the frame's sides are ≥ 1.
         let tile_size = Size::new(tw, th).unwrap_or(frame);
-        let letterbox = Letterbox::fit(tile_size, input);
+        let letterbox = Letterbox::new(rules.preprocess, tile_size, input);
         ys.iter()
             .flat_map(|&y| xs.iter().map(move |&x| (x, y)))
             .map(|(x, y)| View {
@@ -156,6 +182,7 @@ mod tests {
             size(1280, 720),
             size(1280, 1280),
             &RecognitionSettings::default(),
+            ViewRules::default(),
         );
         assert!(!plan.is_tiled());
         assert_eq!(plan.views().len(), 1);
@@ -176,6 +203,7 @@ mod tests {
             size(960, 960),
             size(640, 640),
             &RecognitionSettings::default(),
+            ViewRules::default(),
         );
         assert!(!plan.is_tiled());
         assert_eq!(plan.views()[0].letterbox().resized(), size(640, 640));
@@ -189,6 +217,7 @@ mod tests {
             size(1280, 720),
             size(640, 640),
             &RecognitionSettings::default(),
+            ViewRules::default(),
         );
         assert!(plan.is_tiled());
         let origins: Vec<(u32, u32)> = plan
@@ -211,6 +240,7 @@ mod tests {
             size(5472, 3648),
             size(640, 640),
             &RecognitionSettings::default(),
+            ViewRules::default(),
         );
         assert!(plan.is_tiled());
         assert!((plan.gsd() - 0.071_577).abs() < 1e-6);
@@ -232,14 +262,14 @@ mod tests {
                 .iter()
                 .all(|v| v.tile().width() == 640 && v.tile().height() == 640)
         );
-        assert_eq!(plan.views()[0].letterbox().scale(), 1.0);
+        assert_eq!(plan.views()[0].letterbox().scale_x(), 1.0);
     }
 
     #[test]
     fn ground_size_sets_the_tile_side() {
         // altitude 100 → gsd ≈ 0.0179 m/px → 25 m ≈ 1397 px.
         let s = RecognitionSettings::from_json(&json!({"altitude": 100})).unwrap();
-        let plan = plan_views(size(5472, 3648), size(640, 640), &s);
+        let plan = plan_views(size(5472, 3648), size(640, 640), &s, ViewRules::default());
         let t = plan.views()[0].tile();
         assert_eq!((t.width(), t.height()), (1397, 1397));
     }
@@ -250,6 +280,7 @@ mod tests {
             size(4000, 300),
             size(640, 640),
             &RecognitionSettings::default(),
+            ViewRules::default(),
         );
         assert!(plan.is_tiled());
         assert!(
@@ -265,7 +296,7 @@ mod tests {
                                  overlap in 0u32..=99, alt in 10.0f64..2000.0) {
             let s = RecognitionSettings::from_json(
                 &json!({"big_image_tile_overlap_percent": overlap, "altitude": alt})).unwrap();
-            let plan = plan_views(size(w, h), size(m, m), &s);
+            let plan = plan_views(size(w, h), size(m, m), &s, ViewRules::default());
             let tiles: Vec<Tile> = plan.views().iter().map(|v| *v.tile()).collect();
             for t in &tiles {
                 prop_assert!(t.x() + t.width() <= w && t.y() + t.height() <= h);

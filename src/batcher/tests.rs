@@ -9,7 +9,7 @@ use std::time::Duration;
 use domain::geometry::Size;
 use domain::layout::OutputLayout;
 use domain::settings::RecognitionSettings;
-use domain::tiling::{View, plan_views};
+use domain::tiling::{View, ViewRules, plan_views};
 use ports::{
     BatchSize, ElementType, EngineError, InferenceEngine, InputTensor, ModelSpec, PreprocessError,
     Preprocessor, RawOutput, RgbFrame, TensorSlot,
@@ -116,7 +116,13 @@ impl InferenceEngine for RecordingEngine {
 
 fn view() -> View {
     let size = Size::new(SIDE, SIDE).unwrap();
-    plan_views(size, size, &RecognitionSettings::default()).views()[0]
+    plan_views(
+        size,
+        size,
+        &RecognitionSettings::default(),
+        ViewRules::default(),
+    )
+    .views()[0]
 }
 
 fn frame(marker: u8) -> Arc<RgbFrame> {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use domain::geometry::Preprocess;
 use serde::{Deserialize, Serialize};
 
 fn default_ort_library() -> PathBuf {
@@ -35,6 +36,10 @@ pub enum EngineConfig {
         /// Output layout: `auto` (from shapes and metadata), `end2end`, `ultralytics`, `yolov5`.
         #[serde(default)]
         layout: LayoutChoice,
+        /// How a view reaches the model input: `letterbox` (Ultralytics, what YOLO models
+        /// are trained with) or `stretch` (the original service's `blobFromImage`).
+        #[serde(default)]
+        preprocess: Preprocess,
         /// IoU above which NMS drops the weaker box of a class.
         #[serde(default = "default_nms_iou")]
         nms_iou: f32,
@@ -68,6 +73,8 @@ pub enum EngineConfig {
         allow_cpu_fallback: bool,
         #[serde(default)]
         layout: LayoutChoice,
+        #[serde(default)]
+        preprocess: Preprocess,
         #[serde(default = "default_nms_iou")]
         nms_iou: f32,
         #[serde(default = "default_max_batch")]
@@ -103,6 +110,8 @@ pub enum EngineConfig {
         allow_cpu_fallback: bool,
         #[serde(default)]
         layout: LayoutChoice,
+        #[serde(default)]
+        preprocess: Preprocess,
         #[serde(default = "default_nms_iou")]
         nms_iou: f32,
         #[serde(default = "default_max_batch")]
@@ -133,6 +142,7 @@ impl Default for EngineConfig {
             intra_threads: 0,
             sessions: default_sessions(),
             layout: LayoutChoice::Auto,
+            preprocess: Preprocess::default(),
             nms_iou: default_nms_iou(),
             max_batch: default_max_batch(),
             intra_spinning: false,
@@ -151,6 +161,14 @@ impl EngineConfig {
             Self::Onnx { nms_iou, .. }
             | Self::Tensorrt { nms_iou, .. }
             | Self::Cuda { nms_iou, .. } => *nms_iou,
+        }
+    }
+
+    pub fn preprocess(&self) -> Preprocess {
+        match self {
+            Self::Onnx { preprocess, .. }
+            | Self::Tensorrt { preprocess, .. }
+            | Self::Cuda { preprocess, .. } => *preprocess,
         }
     }
 }

@@ -115,7 +115,12 @@ fn tiles_are_batched_up_to_the_settings_and_the_engine() {
     let settings = RecognitionSettings::default()
         .merged(&SettingsPatch::from_json_str(r#"{"modelBatchSize": 4}"#).unwrap());
     let big = frame(5472, 3648);
-    let plan = domain::tiling::plan_views(big.size(), Size::new(640, 640).unwrap(), &settings);
+    let plan = domain::tiling::plan_views(
+        big.size(),
+        Size::new(640, 640).unwrap(),
+        &settings,
+        domain::tiling::ViewRules::default(),
+    );
     let views = plan.views().len();
     assert!(views > 3, "the frame is tiled");
     detector

@@ -30,6 +30,15 @@ pub const FALL_DETECTION: Wheel = Wheel {
     sha256: "a5c00373b0ee0add5587401084cdc0c22315b137a4703b33eca116929061835a",
 };
 
+/// A second real YOLOv8 detector, with a 320 input (an Ultralytics 8.2 export of YOLOv8n,
+/// dynamic axes, `imgsz` 320 in its metadata; 18 classes, faces among them). AGPL-3.0:
+/// fetched for the parity test, never committed or shipped.
+pub const NUDENET: Wheel = Wheel {
+    file: "nudenet-3.4.2-py3-none-any.whl",
+    url: "https://files.pythonhosted.org/packages/1c/ee/1aa02d44ba958cc77e16ff1e41a0aac5e721037db7bf62b9c9d124917f87/nudenet-3.4.2-py3-none-any.whl",
+    sha256: "5937dbd84e5d8e5de038f08ffea5a1bb50a08475776bf2b4795914ce0eaf0331",
+};
+
 pub const ULTRALYTICS: Wheel = Wheel {
     file: "ultralytics-8.4.190-py3-none-any.whl",
     url: "https://files.pythonhosted.org/packages/d5/15/9843a1e0a100fc329f6545f9128d88a3ff172a2527a4111972c3ae568c13/ultralytics-8.4.190-py3-none-any.whl",
@@ -69,6 +78,10 @@ const RUNTIME: &[(&Wheel, &[Extract])] = &[
 ];
 
 const PHOTOS: &[(&Wheel, &[Extract])] = &[
+    (
+        &NUDENET,
+        &[("nudenet/320n.onnx", "assets/models/yolov8n_320.onnx")],
+    ),
     (
         &ULTRALYTICS,
         &[
@@ -110,7 +123,12 @@ pub fn fetch(root: &Path, runtime_only: bool) -> Result<()> {
         for (script, outputs) in [
             (
                 "scripts/make_fixtures.py",
-                &["assets/fixtures/manifest.json"][..],
+                &[
+                    "assets/fixtures/manifest.json",
+                    "assets/models/yolov8n_320.classes.json",
+                    "assets/fixtures/resize/manifest.json",
+                    "assets/fixtures/decode/manifest.json",
+                ][..],
             ),
             (
                 "scripts/make_photos.py",
@@ -353,7 +371,13 @@ fn run_script(root: &Path, script: &str, outputs: &[&str]) -> Result<bool> {
         let bytes = fs::read(root.join(input)).with_context(|| format!("reading {input}"))?;
         hasher.update(&bytes);
     }
-    for wheel in [&ONNXRUNTIME, &FALL_DETECTION, &ULTRALYTICS, &SCIKIT_IMAGE] {
+    for wheel in [
+        &ONNXRUNTIME,
+        &FALL_DETECTION,
+        &NUDENET,
+        &ULTRALYTICS,
+        &SCIKIT_IMAGE,
+    ] {
         hasher.update(wheel.sha256.as_bytes());
     }
     let want = hex(&hasher.finalize());

@@ -1,12 +1,15 @@
-//! Encoded bytes ⇄ [`RgbFrame`] with the `image` crate.
+//! Encoded bytes ⇄ [`RgbFrame`]: JPEG with libjpeg-turbo (as `cv2.imdecode`), the other
+//! formats with the `image` crate; EXIF orientation applied to all of them.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use domain::geometry::Size;
 use image::error::{ImageError, LimitErrorKind};
-use image::{DynamicImage, ExtendedColorType, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageFormat, ImageReader, Limits};
 use ports::{DecodeError, FrameCodec, RgbFrame};
+
+use super::{jpeg, orientation};
 
 /// Bounds on what a client's image may make us allocate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,27 +84,58 @@ impl ImageCodec {
     }
 
     fn decode_inner(&self, bytes: &[u8]) -> Result<RgbFrame, DecodeError> {
+        let reader = self.reader(bytes, false)?;
+        if reader.format() == Some(ImageFormat::Jpeg)
+            && let Ok(header) = jpeg::read_header(bytes)
+            && header.rgb_convertible
+        {
+            return self.decode_jpeg(bytes, header);
+        }
         // Header first: refuse an oversized image before any decoder allocates for it.
-        let (width, height) = self
-            .reader(bytes, false)?
+        let (width, height) = reader
             .into_dimensions()
             .map_err(|e| self.map_error(e, None))?;
-        let too_large = DecodeError::TooLarge {
-            width,
-            height,
-            limit: self.pixel_limit(),
-        };
+        self.check_size(width, height)?;
+        let mut decoder = self
+            .reader(bytes, true)?
+            .into_decoder()
+            .map_err(|e| self.map_error(e, Some((width, height))))?;
+        let orientation = decoder
+            .orientation()
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        let mut image = DynamicImage::from_decoder(decoder)
+            .map_err(|e| self.map_error(e, Some((width, height))))?;
+        image.apply_orientation(orientation);
+        to_frame(image)
+    }
+
+    /// libjpeg-turbo, the decoder of `cv2.imdecode`; then the EXIF orientation.
+    fn decode_jpeg(&self, bytes: &[u8], header: jpeg::JpegHeader) -> Result<RgbFrame, DecodeError> {
+        self.check_size(header.width, header.height)?;
+        let pixels = jpeg::decode_rgb(bytes, header).map_err(DecodeError::Corrupt)?;
+        let upright = orientation::apply(
+            pixels,
+            header.width,
+            header.height,
+            orientation::of_jpeg(bytes),
+        );
+        let (pixels, width, height) = upright.ok_or_else(wrong_buffer)?;
+        frame(width, height, pixels)
+    }
+
+    /// Refuses a frame larger than the configured bounds, before its pixels are allocated.
+    fn check_size(&self, width: u32, height: u32) -> Result<(), DecodeError> {
         if width > self.config.max_width
             || height > self.config.max_height
             || u64::from(width) * u64::from(height) > self.pixel_limit()
         {
-            return Err(too_large);
+            return Err(DecodeError::TooLarge {
+                width,
+                height,
+                limit: self.pixel_limit(),
+            });
         }
-        let image = self
-            .reader(bytes, true)?
-            .decode()
-            .map_err(|e| self.map_error(e, Some((width, height))))?;
-        to_frame(image)
+        Ok(())
     }
 
     fn map_error(&self, error: ImageError, dims: Option<(u32, u32)>) -> DecodeError {
@@ -141,10 +175,18 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 fn to_frame(image: DynamicImage) -> Result<RgbFrame, DecodeError> {
     // Free when the decoder produced RGB8 already (JPEG, most PNGs): no full-size copy.
     let rgb = image.into_rgb8();
-    let size = Size::new(rgb.width(), rgb.height())
+    let (width, height) = rgb.dimensions();
+    frame(width, height, rgb.into_raw())
+}
+
+fn frame(width: u32, height: u32, pixels: Vec<u8>) -> Result<RgbFrame, DecodeError> {
+    let size = Size::new(width, height)
         .map_err(|e| DecodeError::Corrupt(format!("image has no pixels: {e}")))?;
-    RgbFrame::new(size, rgb.into_raw())
-        .ok_or_else(|| DecodeError::Corrupt("decoder returned a buffer of the wrong size".into()))
+    RgbFrame::new(size, pixels).ok_or_else(wrong_buffer)
+}
+
+fn wrong_buffer() -> DecodeError {
+    DecodeError::Corrupt("decoder returned a buffer of the wrong size".into())
 }
 
 impl FrameCodec for ImageCodec {

@@ -1,4 +1,5 @@
-//! Crop a view, letterbox-resize it (bilinear, SIMD) and write it into a tensor slot.
+//! Crop a view, resize it as `cv2.resize(INTER_LINEAR)` does (SIMD), place it (letterbox
+//! or stretch) and write it into a tensor slot.
 
 use std::cell::RefCell;
 
@@ -16,8 +17,9 @@ thread_local! {
     static SCRATCH: RefCell<(Resizer, Vec<u8>)> = RefCell::new((Resizer::new(), Vec::new()));
 }
 
-/// The letterbox of `docs/pipeline.md` §2: bilinear resize to `resized()`, placed at
-/// `(left, top)`, padding 114, values ÷ 255, NCHW, RGB.
+/// `docs/pipeline.md` §2: bilinear resize (OpenCV's `INTER_LINEAR`) to `resized()`, placed
+/// at `(left, top)`, padding 114, values ÷ 255, NCHW, RGB. A stretch is the same with the
+/// whole input as `resized()`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LetterboxPreprocessor;
 
@@ -183,7 +185,10 @@ fn resize_into(
         crop.height as u32,
     )
     .map_err(|e| PreprocessError(format!("tile: {e}")))?;
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    // Interpolation, not convolution: `cv2.resize(INTER_LINEAR)` takes the 2×2 nearest
+    // source pixels whatever the scale (no antialiasing when shrinking), and that is what
+    // the models were trained on (docs/pipeline.md §2).
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear));
     resizer
         .resize(&tile, &mut target, &options)
         .map_err(|e| PreprocessError(format!("resize failed: {e}")))

@@ -3,7 +3,9 @@
 
 mod annotate;
 mod codec;
+mod jpeg;
 mod letterbox;
+mod orientation;
 mod planes;
 
 pub use annotate::JpegAnnotator;

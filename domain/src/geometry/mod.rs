@@ -5,7 +5,7 @@ mod norm;
 mod pixel;
 mod size;
 
-pub use letterbox::Letterbox;
+pub use letterbox::{Letterbox, Preprocess};
 pub use norm::{BoxError, NormBox};
 pub use pixel::PixelBox;
 pub use size::{Size, SizeError};
