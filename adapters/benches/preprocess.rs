@@ -61,6 +61,15 @@ fn preprocess(c: &mut Criterion) {
     c.bench_function("decode 1920x1080 jpeg", |b| {
         b.iter(|| codec.decode(&jpeg).unwrap())
     });
+    // The decoder the service used before libjpeg-turbo (zune-jpeg through `image`), side
+    // by side on the same bytes.
+    c.bench_function("decode 1920x1080 jpeg, image crate (zune-jpeg)", |b| {
+        b.iter(|| {
+            image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+                .unwrap()
+                .into_rgb8()
+        })
+    });
     c.bench_function("letterbox 1920x1080 -> 640x640 f32", |b| {
         b.iter(|| letterbox(&frame, &mut tensor))
     });

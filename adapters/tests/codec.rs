@@ -177,3 +177,59 @@ fn a_large_truncated_jpeg_is_corrupt() {
     let result = ImageCodec::default().decode(&bytes[..bytes.len() * 6 / 10]);
     assert!(matches!(result, Err(DecodeError::Corrupt(_))), "{result:?}");
 }
+
+/// `jpeg` with an EXIF block (APP1) saying `orientation`, right after its SOI marker.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    // TIFF header (little endian), one IFD entry: 0x0112 Orientation, SHORT, count 1.
+    let mut tiff = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let length = u16::try_from(app1.len() + 2).unwrap();
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn jpeg_exif_orientation_turns_the_frame_upright() {
+    let codec = ImageCodec::default();
+    let jpeg = encoded(ImageFormat::Jpeg);
+    let stored = codec.decode(&jpeg).unwrap();
+    let stored = RgbImage::from_raw(32, 24, stored.into_pixels()).unwrap();
+    // 6: turn 90° clockwise to show; 3: 180°; 8: 90° counter-clockwise; 1: as stored.
+    for (orientation, expected) in [
+        (6, image::imageops::rotate90(&stored)),
+        (3, image::imageops::rotate180(&stored)),
+        (8, image::imageops::rotate270(&stored)),
+        (1, stored.clone()),
+    ] {
+        let frame = codec
+            .decode(&with_exif_orientation(&jpeg, orientation))
+            .unwrap();
+        assert_eq!(
+            (frame.size().width(), frame.size().height()),
+            expected.dimensions(),
+            "orientation {orientation}"
+        );
+        assert_eq!(
+            frame.pixels(),
+            expected.as_raw().as_slice(),
+            "orientation {orientation}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_exif_block_means_upright() {
+    let jpeg = encoded(ImageFormat::Jpeg);
+    let mut broken = with_exif_orientation(&jpeg, 6);
+    // Corrupt the TIFF byte-order mark: the tag cannot be read, the photo still decodes.
+    broken[12] = b'X';
+    let frame = ImageCodec::default().decode(&broken).unwrap();
+    assert_eq!((frame.size().width(), frame.size().height()), (32, 24));
+}

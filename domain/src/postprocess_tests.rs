@@ -85,6 +85,56 @@ fn whole_frame_pipeline() {
 }
 
 #[test]
+fn stretch_maps_each_axis_back_with_its_own_scale() {
+    // 1920×1080 stretched to 1280×1280: x × 3/2, y × 27/32 back (no padding).
+    let rules = ViewRules {
+        preprocess: crate::geometry::Preprocess::Stretch,
+        ..ViewRules::default()
+    };
+    let plan = plan_views(
+        size(1920, 1080),
+        size(1280, 1280),
+        &RecognitionSettings::default(),
+        rules,
+    );
+    assert!(!plan.is_tiled());
+    let lb = plan.views()[0].letterbox();
+    assert_eq!((lb.left(), lb.top()), (0, 0));
+    assert_eq!(lb.resized(), size(1280, 1280));
+    // (320, 320)-(640, 960) in the input → (480, 270)-(960, 810) in the frame.
+    let dets = plan.finish(
+        vec![vec![cand(320.0, 320.0, 640.0, 960.0, 0.875, 0)]],
+        true,
+        0.7,
+        &RecognitionSettings::default(),
+        &classes(),
+    );
+    let b = dets[0].bbox();
+    assert!((b.cx() - 720.0 / 1920.0).abs() < 1e-9);
+    assert!((b.cy() - 540.0 / 1080.0).abs() < 1e-9);
+    assert!((b.w() - 480.0 / 1920.0).abs() < 1e-9);
+    assert!((b.h() - 540.0 / 1080.0).abs() < 1e-9);
+}
+
+#[test]
+fn tiling_off_keeps_a_large_frame_whole() {
+    let rules = ViewRules {
+        tiling: crate::tiling::Tiling::Off,
+        ..ViewRules::default()
+    };
+    let plan = plan_views(
+        size(5472, 3648),
+        size(640, 640),
+        &RecognitionSettings::default(),
+        rules,
+    );
+    assert!(!plan.is_tiled());
+    assert_eq!(plan.views().len(), 1);
+    assert_eq!(plan.views()[0].tile().size(), size(5472, 3648));
+    assert_eq!(plan.views()[0].letterbox().resized(), size(640, 427));
+}
+
+#[test]
 fn tiled_pipeline_maps_tile_origins_and_dedupes() {
     // 1280×720 for a 640 model: tiles at x 0, 512, 640 and y 0, 80 (scale 1).
     let plan = plan_views(

@@ -217,3 +217,26 @@ fn the_tensorrt_engine_has_defaults_and_no_silent_cpu_fallback() {
         Ok(())
     });
 }
+
+#[test]
+fn view_rules_come_from_the_engine_and_detection_sections() {
+    use domain::geometry::Preprocess;
+    use domain::tiling::Tiling;
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let defaults = load_in(jail, None).unwrap().view_rules();
+        assert_eq!(defaults.preprocess, Preprocess::Letterbox);
+        assert_eq!(defaults.tiling, Tiling::Auto);
+        jail.create_file(
+            "v.toml",
+            "[engine]\nkind = \"onnx\"\npreprocess = \"stretch\"\n[detection]\ntiling = \"off\"\n",
+        )?;
+        let rules = load_in(jail, Some("v.toml")).unwrap().view_rules();
+        assert_eq!(rules.preprocess, Preprocess::Stretch);
+        assert_eq!(rules.tiling, Tiling::Off);
+        jail.set_env("DETECTIONS_ENGINE__PREPROCESS", "squash");
+        let error = load_in(jail, Some("v.toml")).unwrap_err().to_string();
+        assert!(error.contains("squash"), "{error}");
+        Ok(())
+    });
+}
