@@ -149,3 +149,33 @@ fn check_output(engine: &dyn InferenceEngine, model: &Value, file: &str) {
     }
 }
 
+/// The end-to-end export that declares a dynamic input batch but runs only at batch 1:
+/// derived as batch 1; forced to 2 by `max_batch`, ONNX Runtime's shape error comes back
+/// as a rejected batch (the core's cue to send one view per call), not a failed frame.
+#[test]
+fn a_model_that_runs_only_at_batch_one() {
+    let artifact = ModelArtifact {
+        name: "e2e_batch1_only.onnx".into(),
+        path: common::asset("fixtures/e2e_batch1_only.onnx"),
+    };
+    let derived = factory().build_engine(&artifact).unwrap();
+    assert_eq!(derived.spec().batch, BatchSize::Fixed(1));
+
+    let forced = factory_with(Some(4)).build_engine(&artifact).unwrap();
+    let spec = forced.spec();
+    assert_eq!(spec.batch, BatchSize::Dynamic { max: 4 });
+    let mut tensor = InputTensor::new(spec.element, spec.input_size, 2);
+    tensor.set_batch(2);
+    match forced.infer(&tensor) {
+        Err(EngineError::BatchRejected { batch: 2, reason }) => {
+            assert!(
+                reason.contains("Dimension of input 0 must be 1"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a rejected batch, got {other:?}"),
+    }
+    tensor.set_batch(1);
+    let output = forced.infer(&tensor).expect("batch 1 runs");
+    assert_eq!(output.dims, vec![1, 300, 6]);
+}
