@@ -8,7 +8,9 @@ scripts/requirements.txt); deterministic.
 Every model emits a constant tensor broadcast to the input's batch dimension:
 ``Expand(const[1, ...], Concat(Shape(input)[0:1], rest))``. All but the
 benchmark model also add ``ReduceSum(input) * 0`` so the graph really reads the
-pixels. Every number is dyadic (exact in float16/float32/float64), so the
+pixels. The exception, ``e2e_batch1_only.onnx``, is an end-to-end export as they
+come with NMS inside: the input's batch is dynamic, the output is ``[1, 300, 6]``
+and a ``Squeeze`` of the batch axis makes ONNX Runtime refuse any batch but 1. Every number is dyadic (exact in float16/float32/float64), so the
 manifest values are the exact raw outputs and the Rust tests can compute the
 expected whole-image boxes exactly.
 
@@ -23,6 +25,8 @@ Manifest (``version`` 1)::
         "input_dim_names": [null, null, null, null],               # symbolic names
         "input_type": "float32" | "float16",
         "output_name": "output0", "output_shape": [1, 6, 6],       # -1 = dynamic
+        "runs_at_batch": null,      # the only batch the graph runs at, when its
+                                    # input says otherwise (null: any it declares)
         "output_type": "float32",
         "layout": "end2end" | "ultralytics" | "yolov5",
         "num_classes": 2,
@@ -109,6 +113,11 @@ E2E_ROWS = [
 ]
 
 
+def e2e_rows_300() -> list[list[float]]:
+    """E2E_ROWS padded with zero rows to the 300 of an Ultralytics end-to-end export."""
+    return E2E_ROWS + [[0, 0, 0, 0, 0.0, 0]] * (300 - len(E2E_ROWS))
+
+
 def v8_rows(boxes, nc: int) -> list[list[float]]:
     rows = []
     for (x1, y1, x2, y2), scores in boxes:
@@ -184,10 +193,11 @@ def build(
     const: np.ndarray,
     metadata: dict[str, str],
     consume_pixels: bool = True,
+    batch_one_only: bool = False,
 ) -> None:
     """const: float32 [1, ...]; the output is const broadcast to batch B."""
     elem = TensorProto.FLOAT16 if input_type == "float16" else TensorProto.FLOAT
-    batch_dim = input_shape[0]
+    batch_dim = 1 if batch_one_only else input_shape[0]
     x = helper.make_tensor_value_info("images", elem, input_shape)
     y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch_dim, *const.shape[1:]])
     inits = [
@@ -199,7 +209,21 @@ def build(
         helper.make_node("Concat", ["batch", "rest_shape"], ["out_shape"], axis=0),
         helper.make_node("Expand", ["raw_output", "out_shape"], ["expanded"]),
     ]
-    if consume_pixels:
+    if batch_one_only:
+        # ReduceSum keeps [B,1,1,1]; Squeeze(axis 0) fails unless B == 1, as exports do.
+        inits = [
+            numpy_helper.from_array(const.astype(np.float32), "raw_output"),
+            numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "item_axes"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "batch_axis"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
+        nodes = [
+            helper.make_node("ReduceSum", ["images", "item_axes"], ["pixel_sum"], keepdims=1),
+            helper.make_node("Squeeze", ["pixel_sum", "batch_axis"], ["one_item"]),
+            helper.make_node("Mul", ["one_item", "zero"], ["nothing"]),
+            helper.make_node("Add", ["raw_output", "nothing"], ["output0"]),
+        ]
+    elif consume_pixels:
         pixels = "images"
         if input_type == "float16":
             nodes.append(helper.make_node("Cast", ["images"], ["images_f32"], to=TensorProto.FLOAT))
@@ -245,6 +269,17 @@ def check_with_ort(path: Path, entry: dict, const: np.ndarray) -> None:
     meta = sess.get_modelmeta().custom_metadata_map
     if meta != entry["metadata"]:
         raise SystemExit(f"{path.name}: metadata {meta} != {entry['metadata']}")
+    if entry["runs_at_batch"] == 1:
+        # Batch 1 runs; batch 2 fails as the real exports do.
+        try:
+            sess.run(None, {inp.name: np.zeros([2, *shapes[0][1:]], dtype=dtype)})
+        except Exception as e:  # onnxruntime raises its own Fail class
+            if "must be 1" not in str(e):
+                raise SystemExit(f"{path.name}: batch 2 failed otherwise: {e}")
+            print(f"  {path.name}: ok, batch 2 refused")
+        else:
+            raise SystemExit(f"{path.name}: batch 2 ran; it must fail")
+        shapes = shapes[:1]
     for shape in shapes:
         x = np.full(shape, 0.5, dtype=dtype)
         (y,) = sess.run(None, {inp.name: x})
@@ -286,6 +321,10 @@ def main() -> int:
         dict(file="v8_wrong_classes.onnx", layout="ultralytics", nc=3, raw=v8_rows(V8_BOXES, 3), input_shape=s640,
              metadata=ultralytics_meta(),
              description="output has nc=3 ([B,7,N]) while the metadata names (and classes.json) have 2 classes: class-count mismatch"),
+        dict(file="e2e_batch1_only.onnx", layout="end2end", nc=2, raw=e2e_rows_300(),
+             input_shape=["batch", 3, 640, 640], runs_at_batch=1,
+             metadata={"end2end": "True", "names": NAMES2},
+             description="end-to-end export with NMS inside: dynamic input batch, output [1,300,6] (rows of e2e_static_640, zero-padded), a Squeeze of the batch axis refuses batch 2"),
         dict(file="tiny_v8_640.onnx", layout="ultralytics", nc=2, raw=tiny_rows(), input_shape=["batch", 3, 640, 640],
              metadata=ultralytics_meta(), consume_pixels=False,
              description="benchmark model: [B,6,100], no compute beyond a broadcast; 4 candidates above 0.25"),
@@ -324,7 +363,9 @@ def main() -> int:
             "input_dim_names": [None if isinstance(d, int) else d for d in input_shape],
             "input_type": spec.get("input_type", "float32"),
             "output_name": "output0",
-            "output_shape": [input_shape[0] if isinstance(input_shape[0], int) else -1, *const.shape[1:]],
+            "output_shape": [spec.get("runs_at_batch") or (input_shape[0] if isinstance(input_shape[0], int) else -1),
+                             *const.shape[1:]],
+            "runs_at_batch": spec.get("runs_at_batch"),
             "output_type": "float32",
             "layout": layout,
             "num_classes": nc,
@@ -337,7 +378,8 @@ def main() -> int:
         assert entry["output_shape"][1:] == ([4 + nc, n] if layout == "ultralytics" else [n, 6] if layout == "end2end" else [n, 5 + nc])
         path = out_dir / spec["file"]
         build(path, input_shape=input_shape, input_type=entry["input_type"], const=const,
-              metadata=spec["metadata"], consume_pixels=spec.get("consume_pixels", True))
+              metadata=spec["metadata"], consume_pixels=spec.get("consume_pixels", True),
+              batch_one_only=spec.get("runs_at_batch") == 1)
         check_with_ort(path, entry, const.astype(np.float32))
         manifest["models"].append(entry)
 

@@ -10,6 +10,7 @@
 //!   77-tile photo cannot starve a single photo.
 //! - A batch holds views for one engine only: during a switch (spec A4) views that
 //!   asked for the old engine run on it, new ones on the new one.
+//! - A model that refuses a batch at run time is served one view per call (`call`).
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,13 +20,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use domain::detection::Candidate;
-use domain::layout::decode_candidates;
 use domain::tiling::View;
-use ports::{
-    BatchSize, EngineError, InferenceEngine, InputTensor, PreprocessError, Preprocessor, RgbFrame,
-};
+use ports::{EngineError, InferenceEngine, Preprocessor, RgbFrame};
 
 use crate::detect::FrameError;
+use single_view::SingleView;
+
+mod call;
+mod single_view;
 
 /// Histogram of the views each engine call carried.
 pub const BATCH_SIZE: &str = "detections_batch_size";
@@ -103,6 +105,8 @@ struct Shared {
     ready: Condvar,
     preprocessor: Arc<dyn Preprocessor>,
     max_delay: Duration,
+    /// Engines that refused a batch: one view per call for them.
+    single_view: SingleView,
 }
 
 pub(crate) struct Batcher {
@@ -117,6 +121,7 @@ impl Batcher {
             ready: Condvar::new(),
             preprocessor,
             max_delay: config.max_delay,
+            single_view: SingleView::default(),
         });
         let workers = (0..config.workers.max(1))
             .map(|n| {
@@ -228,9 +233,14 @@ impl Shared {
                 return None;
             }
             if let Some(first) = queue.sources.front() {
+                let cap = if self.single_view.contains(&first.engine) {
+                    1
+                } else {
+                    first.engine.spec().batch.max()
+                };
                 break Batch {
                     engine: Arc::clone(&first.engine),
-                    cap: first.engine.spec().batch.max(),
+                    cap,
                     items: Vec::new(),
                 };
             }
@@ -259,65 +269,6 @@ impl Shared {
         // Views left for another worker.
         self.ready.notify_one();
         Some(batch)
-    }
-
-    fn run(&self, batch: Batch, tensor: &mut Option<InputTensor>) {
-        let spec = batch.engine.spec();
-        let capacity = spec.batch.max();
-        let reusable = tensor.as_ref().is_some_and(|t| {
-            t.element() == spec.element && t.size() == spec.input_size && t.capacity() >= capacity
-        });
-        if !reusable {
-            *tensor = Some(InputTensor::new(spec.element, spec.input_size, capacity));
-        }
-        let Some(tensor) = tensor.as_mut() else {
-            return;
-        };
-        let mut filled = Vec::with_capacity(batch.items.len());
-        for taken in batch.items {
-            let outcome = match tensor.slot(filled.len()) {
-                Some(slot) => self
-                    .preprocessor
-                    .fill(&taken.item.frame, &taken.item.view, slot),
-                None => Err(PreprocessError(format!("no batch slot {}", filled.len()))),
-            };
-            match outcome {
-                Ok(()) => filled.push(taken),
-                Err(e) => {
-                    let _ = taken.reply.send((taken.item.index, Err(e.into())));
-                }
-            }
-        }
-        if filled.is_empty() {
-            return;
-        }
-        tensor.set_batch(match spec.batch {
-            BatchSize::Dynamic { .. } => filled.len(),
-            BatchSize::Fixed(n) => n,
-        });
-        metrics::histogram!(BATCH_SIZE).record(filled.len() as f64);
-        match batch.engine.infer(tensor) {
-            Ok(output) => {
-                for (position, taken) in filled.into_iter().enumerate() {
-                    let candidates = decode_candidates(
-                        spec.layout,
-                        &output.data,
-                        &output.dims,
-                        position,
-                        taken.threshold,
-                    )
-                    .map_err(FrameError::from);
-                    let _ = taken.reply.send((taken.item.index, candidates));
-                }
-            }
-            Err(e) => {
-                for taken in filled {
-                    let _ = taken
-                        .reply
-                        .send((taken.item.index, Err(FrameError::Engine(e.clone()))));
-                }
-            }
-        }
     }
 }
 

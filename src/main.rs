@@ -223,7 +223,11 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
 }
 
 /// The GPU engine's ONNX Runtime settings: one session (the GPU runs one call at a time).
-fn gpu_onnx_config(library: &Path, layout: LayoutChoice, max_batch: usize) -> OnnxEngineConfig {
+fn gpu_onnx_config(
+    library: &Path,
+    layout: LayoutChoice,
+    max_batch: Option<usize>,
+) -> OnnxEngineConfig {
     OnnxEngineConfig {
         library: library.to_path_buf(),
         layout: layout_override(layout),

@@ -31,7 +31,7 @@ fn build_with(
     OnnxEngineFactory::new(OnnxEngineConfig {
         library: common::ort_library(),
         layout: layout.map(str::to_owned),
-        max_batch: 4,
+        max_batch: Some(4),
         sessions,
         ..OnnxEngineConfig::default()
     })

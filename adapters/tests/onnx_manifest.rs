@@ -3,12 +3,13 @@
 
 mod common;
 
-use adapters::engine::onnx::{OnnxEngineConfig, OnnxEngineFactory};
+use adapters::engine::onnx::{DEFAULT_MAX_BATCH, OnnxEngineConfig, OnnxEngineFactory};
 use domain::geometry::Size;
 use ports::{BatchSize, ElementType, EngineError, InferenceEngine, InputTensor, ModelArtifact};
 use serde_json::Value;
 
-const MAX_BATCH: usize = 2;
+/// The largest batch a dynamic model is run at here (smaller than the engine's cap).
+const TEST_BATCH: usize = 2;
 
 fn manifest() -> Value {
     let path = common::asset("fixtures/manifest.json");
@@ -17,9 +18,13 @@ fn manifest() -> Value {
 }
 
 fn factory() -> OnnxEngineFactory {
+    factory_with(None)
+}
+
+fn factory_with(max_batch: Option<usize>) -> OnnxEngineFactory {
     OnnxEngineFactory::new(OnnxEngineConfig {
         library: common::ort_library(),
-        max_batch: MAX_BATCH,
+        max_batch,
         ..OnnxEngineConfig::default()
     })
 }
@@ -80,10 +85,16 @@ fn check_spec(engine: &dyn InferenceEngine, model: &Value, file: &str) {
         _ => ElementType::F32,
     };
     assert_eq!(spec.element, element, "{file}");
+    // The input's fixed batch, else the output's, else dynamic (adapters engine/onnx/batch.rs).
+    let output_batch = ints(&model["output_shape"])[0];
     let batch = if shape[0] > 0 {
         BatchSize::Fixed(shape[0] as usize)
+    } else if output_batch > 0 {
+        BatchSize::Fixed(output_batch as usize)
     } else {
-        BatchSize::Dynamic { max: MAX_BATCH }
+        BatchSize::Dynamic {
+            max: DEFAULT_MAX_BATCH,
+        }
     };
     assert_eq!(spec.batch, batch, "{file}");
     let side = |d: i64| if d > 0 { d as u32 } else { 1280 };
@@ -106,7 +117,10 @@ fn check_spec(engine: &dyn InferenceEngine, model: &Value, file: &str) {
 
 fn check_output(engine: &dyn InferenceEngine, model: &Value, file: &str) {
     let spec = engine.spec();
-    let batch = spec.batch.max();
+    let batch = match spec.batch {
+        BatchSize::Fixed(n) => n,
+        BatchSize::Dynamic { max } => max.min(TEST_BATCH),
+    };
     let mut tensor = InputTensor::new(spec.element, spec.input_size, batch);
     tensor.set_batch(batch);
     let output = engine
@@ -133,4 +147,35 @@ fn check_output(engine: &dyn InferenceEngine, model: &Value, file: &str) {
             }
         }
     }
+}
+
+/// The end-to-end export that declares a dynamic input batch but runs only at batch 1:
+/// derived as batch 1; forced to 2 by `max_batch`, ONNX Runtime's shape error comes back
+/// as a rejected batch (the core's cue to send one view per call), not a failed frame.
+#[test]
+fn a_model_that_runs_only_at_batch_one() {
+    let artifact = ModelArtifact {
+        name: "e2e_batch1_only.onnx".into(),
+        path: common::asset("fixtures/e2e_batch1_only.onnx"),
+    };
+    let derived = factory().build_engine(&artifact).unwrap();
+    assert_eq!(derived.spec().batch, BatchSize::Fixed(1));
+
+    let forced = factory_with(Some(4)).build_engine(&artifact).unwrap();
+    let spec = forced.spec();
+    assert_eq!(spec.batch, BatchSize::Dynamic { max: 4 });
+    let mut tensor = InputTensor::new(spec.element, spec.input_size, 2);
+    tensor.set_batch(2);
+    match forced.infer(&tensor) {
+        Err(EngineError::BatchRejected { batch: 2, reason }) => {
+            assert!(
+                reason.contains("Dimension of input 0 must be 1"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a rejected batch, got {other:?}"),
+    }
+    tensor.set_batch(1);
+    let output = forced.infer(&tensor).expect("batch 1 runs");
+    assert_eq!(output.dims, vec![1, 300, 6]);
 }

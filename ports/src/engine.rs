@@ -174,6 +174,11 @@ pub enum EngineError {
     /// A run failed; the engine itself may still work.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The model refused a call of `batch` items with a shape error: its graph does not
+    /// run at that batch, though its input said it would. The same items fit in calls of
+    /// one (the core falls back to that; nothing is wrong with the items).
+    #[error("the model does not run at batch {batch}: {reason}")]
+    BatchRejected { batch: usize, reason: String },
     /// The requested hardware or backend is not there (no GPU, no TensorRT).
     #[error("backend unavailable: {0}")]
     Backend(String),

@@ -18,6 +18,8 @@ use ports::{
 use super::{Batcher, BatchingConfig, Submission};
 use crate::detect::FrameError;
 
+mod fallback;
+
 const SIDE: u32 = 32;
 
 /// Writes the frame's first byte (its marker) into the slot's first value.
@@ -39,13 +41,14 @@ impl Preprocessor for MarkerPreprocessor {
 }
 
 /// Records each call's markers; the first call waits for `release` when gated; a call
-/// carrying `fail_on` fails.
+/// carrying `fail_on` fails; a call of more than `runs_up_to` items is a rejected batch.
 struct RecordingEngine {
     spec: ModelSpec,
     calls: Mutex<Vec<Vec<u8>>>,
     entered: Mutex<Option<mpsc::Sender<()>>>,
     release: Mutex<Option<mpsc::Receiver<()>>>,
     fail_on: Option<u8>,
+    runs_up_to: Option<usize>,
 }
 
 impl RecordingEngine {
@@ -63,6 +66,7 @@ impl RecordingEngine {
             entered: Mutex::new(None),
             release: Mutex::new(None),
             fail_on: None,
+            runs_up_to: None,
         }
     }
 
@@ -99,6 +103,12 @@ impl InferenceEngine for RecordingEngine {
             entered.send(()).unwrap();
             let release = self.release.lock().unwrap().take().unwrap();
             release.recv().unwrap();
+        }
+        if self.runs_up_to.is_some_and(|n| markers.len() > n) {
+            return Err(EngineError::BatchRejected {
+                batch: markers.len(),
+                reason: "Dimension of input 0 must be 1".into(),
+            });
         }
         if self.fail_on.is_some_and(|m| markers.contains(&m)) {
             return Err(EngineError::Inference("the fake engine failed".into()));

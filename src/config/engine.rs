@@ -11,9 +11,6 @@ fn default_ort_library() -> PathBuf {
 fn default_nms_iou() -> f32 {
     0.7
 }
-fn default_max_batch() -> usize {
-    8
-}
 fn default_sessions() -> usize {
     1
 }
@@ -43,9 +40,10 @@ pub enum EngineConfig {
         /// IoU above which NMS drops the weaker box of a class.
         #[serde(default = "default_nms_iou")]
         nms_iou: f32,
-        /// Largest batch for models with a dynamic batch dimension.
-        #[serde(default = "default_max_batch")]
-        max_batch: usize,
+        /// Views per engine call for a model whose input batch is dynamic. Unset: derived
+        /// from the model's shapes, at most 8 (docs/pipeline.md §7); set: used as given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_batch: Option<usize>,
         /// Idle intra-op threads spin. Off: measured slower here (adapters bench, engine).
         #[serde(default)]
         intra_spinning: bool,
@@ -77,8 +75,8 @@ pub enum EngineConfig {
         preprocess: Preprocess,
         #[serde(default = "default_nms_iou")]
         nms_iou: f32,
-        #[serde(default = "default_max_batch")]
-        max_batch: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_batch: Option<usize>,
         /// Build in float16 where the GPU has fast float16.
         #[serde(default = "default_true")]
         fp16: bool,
@@ -114,8 +112,8 @@ pub enum EngineConfig {
         preprocess: Preprocess,
         #[serde(default = "default_nms_iou")]
         nms_iou: f32,
-        #[serde(default = "default_max_batch")]
-        max_batch: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_batch: Option<usize>,
     },
 }
 
@@ -144,7 +142,7 @@ impl Default for EngineConfig {
             layout: LayoutChoice::Auto,
             preprocess: Preprocess::default(),
             nms_iou: default_nms_iou(),
-            max_batch: default_max_batch(),
+            max_batch: None,
             intra_spinning: false,
             inference_nice: default_inference_nice(),
         }

@@ -13,8 +13,10 @@ pub struct OnnxEngineConfig {
     pub sessions: usize,
     /// Forces the output layout (`end2end`, `ultralytics`, `yolov5`) instead of detecting it.
     pub layout: Option<String>,
-    /// Largest batch per call for models with a dynamic batch dimension.
-    pub max_batch: usize,
+    /// Views per call for a model whose input batch is dynamic. `None`: derived from the
+    /// model's shapes (`batch::derive_batch`); set: used even where an output says
+    /// otherwise (the core falls back to one view per call if the model refuses).
+    pub max_batch: Option<usize>,
     /// Whether idle intra-op threads spin between operators. Off by default: measured on the
     /// 2-core target (azaion.onnx 640×640, two intra-op threads), spinning was never faster —
     /// 175–184 ms vs 161–175 ms at load ≈1.6, 465–528 ms vs 388–422 ms at load ≈3.7 —
@@ -33,7 +35,7 @@ impl Default for OnnxEngineConfig {
             intra_threads: 0,
             sessions: 1,
             layout: None,
-            max_batch: 8,
+            max_batch: None,
             intra_spinning: false,
             inference_nice: 5,
         }

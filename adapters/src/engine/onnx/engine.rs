@@ -104,11 +104,28 @@ impl OnnxEngine {
         .map_err(|e| EngineError::Inference(format!("input tensor {shape:?}: {e}")))?;
         let outputs = session
             .run(ort::inputs![self.spec.input_name.as_str() => value])
-            .map_err(|e| EngineError::Inference(e.to_string()))?;
+            .map_err(|e| run_error(&e.to_string(), shape[0]))?;
         let output = outputs.get(&self.output_name).ok_or_else(|| {
             EngineError::Inference(format!("output {} missing", self.output_name))
         })?;
         extract(output)
+    }
+}
+
+/// A failed run. At a batch above one, ONNX Runtime's shape and dimension errors (a
+/// Squeeze or Reshape of the batch axis: "Dimension of input 0 must be 1 instead of 2",
+/// "cannot be reshaped") mean the graph does not run at that batch: the core then sends
+/// one view per call. This is the one place that reads ONNX Runtime's messages.
+fn run_error(message: &str, batch: usize) -> EngineError {
+    const SHAPE_WORDS: [&str; 4] = ["shape", "dimension", "broadcast", "invalid dims"];
+    let lower = message.to_ascii_lowercase();
+    if batch > 1 && SHAPE_WORDS.iter().any(|w| lower.contains(w)) {
+        EngineError::BatchRejected {
+            batch,
+            reason: message.to_owned(),
+        }
+    } else {
+        EngineError::Inference(message.to_owned())
     }
 }
 
@@ -150,5 +167,39 @@ impl InferenceEngine for OnnxEngine {
                 panic_message(panic.as_ref())
             )))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SQUEEZE: &str = "Non-zero status code returned while running Squeeze node. \
+        Status Message: input_shape[i] == 1 was false. Dimension of input 0 must be 1 instead of 2.";
+
+    #[test]
+    fn a_shape_error_at_a_batch_above_one_is_a_rejected_batch() {
+        assert_eq!(
+            run_error(SQUEEZE, 2),
+            EngineError::BatchRejected {
+                batch: 2,
+                reason: SQUEEZE.into()
+            }
+        );
+        let reshape = "Reshape node: The input tensor cannot be reshaped to the requested \
+            shape. Input shape:{2,6}, requested shape:{1,6}";
+        assert!(matches!(
+            run_error(reshape, 4),
+            EngineError::BatchRejected { batch: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn other_errors_and_batch_one_stay_inference_errors() {
+        assert!(matches!(run_error(SQUEEZE, 1), EngineError::Inference(_)));
+        assert!(matches!(
+            run_error("bad allocation", 4),
+            EngineError::Inference(_)
+        ));
     }
 }

@@ -70,6 +70,7 @@ impl OnnxEngineFactory {
             sessions = count,
             threads = self.config.threads_per_session(),
             spec = ?read.spec,
+            batch = %read.batch_reason,
             "ONNX engine ready"
         );
         Ok(OnnxEngine::new(read.spec, read.output_name, sessions)

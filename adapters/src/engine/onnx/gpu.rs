@@ -88,6 +88,8 @@ impl GpuEngineFactory {
     fn backend(&self, what: &str, error: EngineError) -> EngineError {
         match error {
             EngineError::Runtime(reason) => EngineError::Runtime(reason),
+            // Only a run rejects a batch; passed on as it is.
+            rejected @ EngineError::BatchRejected { .. } => rejected,
             EngineError::Model(reason)
             | EngineError::Inference(reason)
             | EngineError::Backend(reason) => EngineError::Backend(format!(

@@ -1,5 +1,6 @@
 //! ONNX Runtime on the CPU, through `ort` with the library loaded at run time.
 
+mod batch;
 mod config;
 mod engine;
 mod factory;
@@ -8,6 +9,7 @@ mod priority;
 mod runtime;
 mod spec;
 
+pub use batch::DEFAULT_MAX_BATCH;
 pub use config::OnnxEngineConfig;
 pub use engine::OnnxEngine;
 pub use factory::OnnxEngineFactory;

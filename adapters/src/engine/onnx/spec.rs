@@ -4,9 +4,10 @@ use domain::geometry::Size;
 use domain::layout::{LayoutError, ModelMetadata, OutputLayout, detect_layout};
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
-use ports::{BatchSize, ElementType, EngineError, ModelSpec};
+use ports::{ElementType, EngineError, ModelSpec};
 
 use super::OnnxEngineConfig;
+use super::batch::derive_batch;
 
 /// Spec A4: the input size of a model whose input is dynamic and whose metadata is silent.
 const FALLBACK_INPUT: u32 = 1280;
@@ -15,6 +16,8 @@ const FALLBACK_INPUT: u32 = 1280;
 pub(crate) struct ReadSpec {
     pub spec: ModelSpec,
     pub output_name: String,
+    /// Why the batch is what it is (logged when the engine starts).
+    pub batch_reason: String,
 }
 
 pub(crate) fn read_spec(
@@ -37,7 +40,7 @@ pub(crate) fn read_spec(
             )));
         }
     };
-    let &[batch, channels, height, width] = input_dims.as_slice() else {
+    let &[_, channels, height, width] = input_dims.as_slice() else {
         return Err(model(format!("input shape {input_dims:?} is not NCHW")));
     };
     if channels > 0 && channels != 3 {
@@ -64,23 +67,28 @@ pub(crate) fn read_spec(
         OutputLayout::UltralyticsV8 { classes } | OutputLayout::YoloV5 { classes } => classes,
         OutputLayout::EndToEnd => metadata.names_count().unwrap_or(0),
     };
-    let batch = if batch > 0 {
-        BatchSize::Fixed(batch as usize)
-    } else {
-        BatchSize::Dynamic {
-            max: config.max_batch.max(1),
-        }
-    };
+    // Every tensor output counts: one fixed at batch 1 is enough to pin the batch.
+    let outputs: Vec<(&str, Vec<i64>)> = session
+        .outputs()
+        .iter()
+        .filter_map(|o| match o.dtype() {
+            ValueType::Tensor { shape, .. } => Some((o.name(), shape.to_vec())),
+            _ => None,
+        })
+        .collect();
+    let outputs: Vec<(&str, &[i64])> = outputs.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+    let derived = derive_batch(&input_dims, &outputs, config.max_batch);
     Ok(ReadSpec {
         spec: ModelSpec {
             input_name: input.name().to_owned(),
             input_size,
             element,
-            batch,
+            batch: derived.batch,
             layout,
             class_count,
         },
         output_name: output.name().to_owned(),
+        batch_reason: derived.reason,
     })
 }
 
