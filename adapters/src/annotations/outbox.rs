@@ -390,12 +390,13 @@ impl Shared {
         };
         match outcome {
             Ok(()) => {
-                self.sent.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(SENT_TOTAL).increment(1);
                 let removed = {
                     let path = path.clone();
                     blocking(move || Journal::remove(&path)).await
                 };
+                // Counted after the delete, so `sent` never runs ahead of the folder.
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(SENT_TOTAL).increment(1);
                 match removed.and_then(|r| r) {
                     Ok(()) => {
                         self.add_pending(-1);
@@ -428,7 +429,6 @@ impl Shared {
 
     /// Moves an entry to `rejected/` (deleting it if that fails) and counts it failed.
     async fn discard(&self, path: PathBuf) -> Option<RoundEnd> {
-        self.count_failed();
         let journal = Arc::clone(&self.journal);
         let moved = blocking(move || {
             journal.set_aside(&path).or_else(|e| {
@@ -437,6 +437,8 @@ impl Shared {
             })
         })
         .await;
+        // Counted after the move, so `failed` never runs ahead of the folder.
+        self.count_failed();
         match moved.and_then(|m| m) {
             Ok(()) => {
                 self.add_pending(-1);
