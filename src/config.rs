@@ -32,7 +32,7 @@ pub struct Config {
     pub detection: DetectionConfig,
     /// The SSE stream (spec A7, B).
     pub events: EventsConfig,
-    /// Delivery of annotations: retries and the on-disk spool (spec B).
+    /// Delivery of annotations: the on-disk journal and retries (spec B).
     pub outbox: OutboxConfig,
     pub logging: LoggingConfig,
 }
@@ -61,15 +61,17 @@ impl Default for EventsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// Annotations that could not be delivered wait here, and are re-sent after restart.
+    /// The journal: every annotation waits here (synced) until delivered, also across
+    /// a crash or restart; refused ones go to `rejected/` inside it.
     pub spool_dir: PathBuf,
-    /// Annotations held in memory before new ones go straight to the spool.
+    /// No longer used (annotations wait on disk, not in a memory queue); still
+    /// accepted so that existing configuration files load.
     pub queue_capacity: usize,
-    /// Tries per annotation before it is spooled.
+    /// Tries per annotation before the sink is taken to be down.
     pub max_attempts: u32,
     pub first_delay_ms: u64,
     pub max_delay_ms: u64,
-    /// How often the spool is retried while running.
+    /// How long to wait after finding the sink down before trying again.
     pub spool_retry_secs: u64,
 }
 

@@ -368,7 +368,7 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
         },
     ));
     shutdown_signal().await;
-    // Spec B: new work gets 503 while jobs stop, the outbox flushes or spools and event
+    // Spec B: new work gets 503 while jobs stop, the outbox sends what it can and event
     // streams end; then the listener closes and in-flight requests finish, all within
     // the grace period.
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
@@ -448,7 +448,6 @@ fn application(config: &Config, parts: Parts) -> Result<Application, String> {
         sink,
         OutboxConfig {
             spool_dir: outbox.spool_dir.clone(),
-            queue_capacity: outbox.queue_capacity,
             max_attempts: outbox.max_attempts,
             first_delay: Duration::from_millis(outbox.first_delay_ms),
             max_delay: Duration::from_millis(outbox.max_delay_ms),
@@ -457,7 +456,7 @@ fn application(config: &Config, parts: Parts) -> Result<Application, String> {
     )
     .map_err(|e| {
         format!(
-            "cannot open the annotation spool {}: {e}",
+            "cannot open the annotation journal {}: {e}",
             outbox.spool_dir.display()
         )
     })?;

@@ -156,8 +156,8 @@ impl Application {
     }
 
     /// Graceful shutdown (spec B): new work is refused, background jobs stop at a frame
-    /// boundary with a final `Error`, pending annotations are flushed or spooled, event
-    /// streams end. Returns within `grace`.
+    /// boundary with a final `Error`, the outbox makes a last pass over its journal
+    /// (what is left is sent at the next start), event streams end. Returns within `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
         self.shared.stopping.cancel();
@@ -347,7 +347,7 @@ impl DetectionService for Application {
             return self.detect_video(request).await;
         }
         let settings = RecognitionSettings::default().merged(&request.settings);
-        let _permit = self.admit(MediaKind::Image).await?;
+        let permit = self.admit(MediaKind::Image).await?;
         let id = MediaId::of_content(&request.content);
         let lifecycle = match &request.credentials {
             Some(credentials) => Some(
@@ -357,6 +357,9 @@ impl DetectionService for Application {
             None => None,
         };
         let outcome = self.detect_photo(request.content.clone(), settings).await;
+        // The detection slot is free while the annotation is journaled (a disk write):
+        // a slow disk delays this answer, not the next photo's detection.
+        drop(permit);
         match &outcome {
             Ok((frame, dtos)) => {
                 if !dtos.is_empty() {

@@ -278,7 +278,8 @@ fn a_media_path_outside_the_media_folders_fails_the_job_and_cancel_stops_one() {
 #[test]
 fn annotations_down_during_a_detection_are_spooled_and_arrive_later() {
     let annotations = stand_in();
-    // Two attempts fail, then the spool's first re-send fails too; the next one passes.
+    // Two tries fail (the sink is taken to be down); a second later the next round's
+    // first try fails too, and its retry passes.
     annotations.fail("/annotations", 503, Some(3));
     let service = start("spool", &annotations, "");
     let events = Subscription::open(&service.url("/detect/stream"));
@@ -292,10 +293,10 @@ fn annotations_down_during_a_detection_are_spooled_and_arrive_later() {
     assert_eq!(done["mediaStatus"], "AIProcessed");
     eventually(
         Duration::from_secs(10),
-        "the annotation in the spool",
+        "the annotation in the journal",
         || !service.spooled().is_empty(),
     );
-    eventually(Duration::from_secs(15), "delivery from the spool", || {
+    eventually(Duration::from_secs(15), "delivery from the journal", || {
         annotations.calls_to("/annotations").len() >= 4 && service.spooled().is_empty()
     });
     let metrics = service
@@ -361,7 +362,7 @@ fn sigterm_during_a_job_ends_it_with_an_error_spools_and_exits_within_the_grace(
     assert_eq!(
         service.spooled().len(),
         1,
-        "the stuck annotation is in the spool"
+        "the stuck annotation is still in the journal"
     );
 }
 

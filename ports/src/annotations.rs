@@ -39,6 +39,20 @@ pub trait AnnotationSink: Send + Sync {
         authorization: Option<String>,
     ) -> Result<(), AnnotationError>;
 
+    /// [`deliver`](Self::deliver) as one attempt of an at-least-once delivery:
+    /// `idempotency_key` is the same for every attempt of this annotation, also after a
+    /// restart, so the receiver can drop duplicates. A sink that can pass it on (an HTTP
+    /// `Idempotency-Key` header) does; by default it is ignored.
+    async fn deliver_with_key(
+        &self,
+        annotation: &Annotation,
+        authorization: Option<String>,
+        idempotency_key: &str,
+    ) -> Result<(), AnnotationError> {
+        let _ = idempotency_key;
+        self.deliver(annotation, authorization).await
+    }
+
     /// Finishes or puts aside what is pending, within `grace` (shutdown). A sink that
     /// sends synchronously has nothing to do.
     async fn close(&self, grace: std::time::Duration) {

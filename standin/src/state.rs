@@ -31,6 +31,12 @@ impl Call {
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
     }
+
+    /// The `Idempotency-Key` header: the same on every attempt to deliver one
+    /// annotation, so a test can count annotations apart from retries.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.header("idempotency-key")
+    }
 }
 
 /// What a rule does to a matching request.

@@ -97,6 +97,7 @@ fn every_call_is_recorded_with_headers_and_json_body() {
     let response = client()
         .post(format!("{}/annotations?x=1", standin.url()))
         .header("Authorization", "Bearer abc")
+        .header("Idempotency-Key", "k-1")
         .json(&json!({"mediaId": "m1", "detections": []}))
         .send()
         .unwrap();
@@ -108,6 +109,7 @@ fn every_call_is_recorded_with_headers_and_json_body() {
     assert_eq!(calls[0].path, "/annotations");
     assert_eq!(calls[0].query.as_deref(), Some("x=1"));
     assert_eq!(calls[0].header("Authorization"), Some("Bearer abc"));
+    assert_eq!(calls[0].idempotency_key(), Some("k-1"));
     assert_eq!(
         calls[0].body,
         Some(json!({"mediaId": "m1", "detections": []}))

@@ -85,6 +85,22 @@ impl Subscription {
         }
     }
 
+    /// Every detection event (unnamed frame) that arrives within `within`, and whether
+    /// the stream ended meanwhile (it then returns early).
+    pub fn events_for(&self, within: Duration) -> (Vec<serde_json::Value>, bool) {
+        let deadline = Instant::now() + within;
+        let mut events = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.frames.recv_timeout(left) {
+                Ok(Some(frame)) if frame.event.is_none() => events.push(frame.json()),
+                Ok(Some(_)) => {}
+                Ok(None) => return (events, true),
+                Err(_) => return (events, false),
+            }
+        }
+    }
+
     /// The next frame of any kind.
     pub fn next_frame(&self, within: Duration) -> Frame {
         match self.frames.recv_timeout(within) {

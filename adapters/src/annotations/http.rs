@@ -150,12 +150,15 @@ fn get_any_case<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
     })
 }
 
-#[async_trait]
-impl AnnotationSink for AnnotationsClient {
-    async fn deliver(
+/// The header that lets the receiver drop a repeated delivery of one annotation.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+impl AnnotationsClient {
+    async fn post_annotation(
         &self,
         annotation: &Annotation,
         authorization: Option<String>,
+        idempotency_key: Option<&str>,
     ) -> Result<(), AnnotationError> {
         let mut request = self
             .client
@@ -163,6 +166,9 @@ impl AnnotationSink for AnnotationsClient {
             .json(annotation);
         if let Some(header) = authorization {
             request = request.header(AUTHORIZATION, header);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY, key);
         }
         let response = request.send().await.map_err(|e| {
             if e.is_builder() {
@@ -186,6 +192,27 @@ impl AnnotationSink for AnnotationsClient {
         } else {
             Err(AnnotationError::Rejected(message))
         }
+    }
+}
+
+#[async_trait]
+impl AnnotationSink for AnnotationsClient {
+    async fn deliver(
+        &self,
+        annotation: &Annotation,
+        authorization: Option<String>,
+    ) -> Result<(), AnnotationError> {
+        self.post_annotation(annotation, authorization, None).await
+    }
+
+    async fn deliver_with_key(
+        &self,
+        annotation: &Annotation,
+        authorization: Option<String>,
+        idempotency_key: &str,
+    ) -> Result<(), AnnotationError> {
+        self.post_annotation(annotation, authorization, Some(idempotency_key))
+            .await
     }
 }
 

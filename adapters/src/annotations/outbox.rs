@@ -1,76 +1,69 @@
 //! Delivery that loses nothing (spec Part B): an [`Outbox`] in front of any annotation
 //! sink.
 //!
-//! - [`deliver`](AnnotationSink::deliver) never waits on the sink: it puts the annotation
-//!   in a bounded in-memory queue, or, when the queue is full or the outbox is closed,
-//!   straight into the spool.
-//! - One worker sends the queue in order. A transient failure (connection, timeout, 5xx,
-//!   408, 429) is retried with exponential backoff up to `max_attempts`; then the
-//!   annotation goes to the spool. A rejection (other 4xx) is permanent: logged and
-//!   counted as failed, never retried.
-//! - The spool is a folder with one JSON file per annotation,
-//!   `{"annotation":…,"authorization":…}`, written atomically (temporary file, fsync,
-//!   rename) and named so that names sort oldest first. It is re-sent, oldest first, when
-//!   an outbox starts on it and every `spool_retry_interval` while it runs; a file is
-//!   deleted once delivered, and moved to `rejected/` when the sink refuses it.
-//! - [`close`](AnnotationSink::close) stops taking new items into memory, sends what is
-//!   queued until the grace elapses, then spools the rest.
+//! - [`deliver`](AnnotationSink::deliver) writes the annotation to the
+//!   [journal](super::journal) on a blocking thread (file and folder synced) and returns
+//!   once it is there: from then on a crash or power loss cannot lose it. It never waits
+//!   on the sink.
+//! - One worker sends the journal oldest first, each annotation with its own
+//!   `Idempotency-Key` (the same for every attempt, also after a restart). A transient
+//!   failure (connection, timeout, 5xx, 408, 429) is retried with exponential backoff up
+//!   to `max_attempts`; when the tries run out the sink is taken to be down: the entry
+//!   stays where it is (counted `spooled`) and the worker starts again from the oldest
+//!   entry after `spool_retry_interval`. Order is kept: nothing overtakes an entry that
+//!   is still failing.
+//! - A delivered entry is deleted. One the sink refuses (other 4xx) is moved to
+//!   `rejected/`, logged and counted failed, never retried; so is one that cannot be
+//!   read (a torn write), so it never blocks the rest.
+//! - A new outbox first sends what the journal holds (files of the older spool format
+//!   too).
+//! - [`close`](AnnotationSink::close) makes one last pass that ends when the journal is
+//!   empty, the sink is down or the grace is over; what is left stays in the journal for
+//!   the next start. Later `deliver` calls still journal.
 //!
-//! Every annotation handed to the outbox ends sent, spooled, or counted as failed (a
-//! rejection, or a spool write that failed — both logged). Delivery is at least once: an
-//! attempt cut short by the shutdown grace may have reached the sink and is sent again
-//! from the spool.
-//!
-//! **The spool holds credentials.** The client's `Authorization` header is stored with
-//! each annotation, because the Annotations service needs it to accept the annotation
-//! when it is re-sent, possibly after a restart. Spool files are created readable by
-//! their owner only (mode 0600 on Unix); keep the folder private.
+//! Delivery is at least once: an attempt cut short (grace, crash) may have reached the
+//! sink and is sent again, with the same key. Only the entry being sent is in memory.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use ports::{Annotation, AnnotationError, AnnotationSink};
-use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use super::journal::REJECTED_DIR;
+use super::journal::{Entry, Journal, ReadError};
+
+const JOURNALED_TOTAL: &str = "detections_annotations_journaled_total";
 const SENT_TOTAL: &str = "detections_annotations_sent_total";
 const FAILED_TOTAL: &str = "detections_annotations_failed_total";
 const SPOOLED_TOTAL: &str = "detections_annotations_spooled_total";
 const PENDING: &str = "detections_annotations_pending";
 
-/// The sub-folder of the spool for annotations the sink refused on re-sending.
-pub const REJECTED_DIR: &str = "rejected";
-
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
-    /// Where undeliverable annotations are kept (created if missing).
+    /// The journal's folder (created if missing); `rejected/` inside it.
     pub spool_dir: PathBuf,
-    /// Annotations held in memory before new ones go straight to the spool.
-    pub queue_capacity: usize,
-    /// Tries per annotation, the first included, before it is spooled.
+    /// Tries per annotation, the first included, before the sink is taken to be down.
     pub max_attempts: u32,
     /// Wait before the second try; doubles each try up to `max_delay`.
     pub first_delay: Duration,
     pub max_delay: Duration,
-    /// How often the spool is re-sent while the outbox runs.
+    /// How long the worker waits after finding the sink down.
     pub spool_retry_interval: Duration,
 }
 
 impl OutboxConfig {
-    /// The defaults: 1000 queued, 5 tries, 200 ms doubling to 10 s, spool retried every 30 s.
+    /// The defaults: 5 tries, 200 ms doubling to 10 s, then a new round every 30 s.
     pub fn new(spool_dir: impl Into<PathBuf>) -> Self {
         Self {
             spool_dir: spool_dir.into(),
-            queue_capacity: 1000,
             max_attempts: 5,
             first_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
@@ -79,29 +72,21 @@ impl OutboxConfig {
     }
 }
 
-/// Counts since this outbox started. `spooled` counts writes to the spool; an annotation
-/// later re-sent from it counts again as `sent` (or `failed`). `pending` is what is
-/// only in memory now.
+/// Counts since this outbox started. `journaled`: annotations `deliver` wrote;
+/// `spooled`: times an annotation's tries ran out and it was kept for a later round;
+/// `failed`: refused, unreadable, or not writable to the journal; `pending`: entries in
+/// the journal now (those found at start included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxStats {
+    pub journaled: u64,
     pub sent: u64,
     pub failed: u64,
     pub spooled: u64,
     pub pending: u64,
 }
 
-/// One annotation with the header it must be sent with: the queue's item and the spool
-/// file's content.
-#[derive(Debug, Serialize, Deserialize)]
-struct Item {
-    annotation: Annotation,
-    authorization: Option<String>,
-}
-
 pub struct Outbox {
     shared: Arc<Shared>,
-    /// `None` once closed: new items go to the spool.
-    queue: std::sync::Mutex<Option<mpsc::Sender<Item>>>,
     /// The end of the shutdown grace, set by `close`.
     deadline: watch::Sender<Option<Instant>>,
     worker: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -111,45 +96,51 @@ pub struct Outbox {
 struct Shared {
     inner: Arc<dyn AnnotationSink>,
     config: OutboxConfig,
+    journal: Arc<Journal>,
+    /// Rings when an entry is journaled.
+    wake: Notify,
+    journaled: AtomicU64,
     sent: AtomicU64,
     failed: AtomicU64,
     spooled: AtomicU64,
     pending: AtomicU64,
 }
 
-/// Orders spool files written in the same microsecond by this process.
-static SPOOL_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+/// Why a pass over the journal ended.
+enum RoundEnd {
+    Drained,
+    /// The sink (or the disk) failed: wait before the next round.
+    Down,
+    GraceOver,
+}
 
 impl Outbox {
-    /// Starts the worker, which first re-sends what the spool holds. Must be called
-    /// inside a Tokio runtime. Fails if the spool folder cannot be created or written.
+    /// Opens the journal and starts the worker, which first sends what the journal
+    /// holds. Must be called inside a Tokio runtime. Fails if the folder cannot be
+    /// created or written.
     pub fn start(inner: Arc<dyn AnnotationSink>, config: OutboxConfig) -> io::Result<Arc<Outbox>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
-        std::fs::create_dir_all(config.spool_dir.join(REJECTED_DIR))?;
-        let probe = config
-            .spool_dir
-            .join(format!(".probe-{}.tmp", std::process::id()));
-        std::fs::write(&probe, b"")?;
-        std::fs::remove_file(&probe)?;
-        // Before anything can write: a cleanup running beside `deliver` would delete
-        // the temporary file of a spool write in progress.
-        remove_partial_files(&config.spool_dir);
-
-        let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let journal = Journal::open(&config.spool_dir)?;
+        let waiting = journal.list()?.len() as u64;
+        if waiting > 0 {
+            tracing::info!(entries = waiting, journal = %journal.dir().display(), "annotations left in the journal will be sent");
+        }
         let (deadline, deadline_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
             inner,
             config,
+            journal: Arc::new(journal),
+            wake: Notify::new(),
+            journaled: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             spooled: AtomicU64::new(0),
             pending: AtomicU64::new(0),
         });
-        metrics::gauge!(PENDING).set(0.0);
-        let worker = runtime.spawn(Arc::clone(&shared).run(receiver, deadline_rx));
+        shared.add_pending(waiting as i64);
+        let worker = runtime.spawn(Arc::clone(&shared).run(deadline_rx));
         Ok(Arc::new(Outbox {
             shared,
-            queue: std::sync::Mutex::new(Some(sender)),
             deadline,
             worker: tokio::sync::Mutex::new(Some(worker)),
         }))
@@ -158,6 +149,7 @@ impl Outbox {
     pub fn stats(&self) -> OutboxStats {
         let s = &self.shared;
         OutboxStats {
+            journaled: s.journaled.load(Ordering::Relaxed),
             sent: s.sent.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             spooled: s.spooled.load(Ordering::Relaxed),
@@ -172,70 +164,69 @@ impl Outbox {
     /// Describes the outbox's metrics to the installed recorder (call once, after
     /// installing it).
     pub fn describe_metrics() {
+        metrics::describe_counter!(JOURNALED_TOTAL, "Annotations written to the journal");
         metrics::describe_counter!(SENT_TOTAL, "Annotations delivered to the sink");
         metrics::describe_counter!(
             FAILED_TOTAL,
-            "Annotations given up on: refused by the sink, or not writable to the spool"
+            "Annotations given up on: refused by the sink, unreadable, or not journaled"
         );
-        metrics::describe_counter!(SPOOLED_TOTAL, "Annotations written to the on-disk spool");
-        metrics::describe_gauge!(
-            PENDING,
-            "Annotations held only in memory, awaiting delivery"
+        metrics::describe_counter!(
+            SPOOLED_TOTAL,
+            "Times an annotation's tries ran out and it waited in the journal for a later round"
         );
+        metrics::describe_gauge!(PENDING, "Annotations in the journal awaiting delivery");
     }
 }
 
 #[async_trait]
 impl AnnotationSink for Outbox {
-    /// Returns at once: the annotation is queued, or spooled when the queue is full or
-    /// the outbox closed. Errs only when it could not be spooled either (counted failed).
+    /// Returns once the annotation is in the journal (synced), never waiting on the
+    /// sink; the write runs on a blocking thread. Errs only when it could not be
+    /// journaled (counted failed).
     async fn deliver(
         &self,
         annotation: &Annotation,
         authorization: Option<String>,
     ) -> Result<(), AnnotationError> {
-        let item = Item {
-            annotation: annotation.clone(),
-            authorization,
-        };
-        let (item, why) = {
-            let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            match queue.as_ref() {
-                Some(sender) => {
-                    // Counted before sending: the worker may finish it at once.
-                    self.shared.add_pending(1);
-                    match sender.try_send(item) {
-                        Ok(()) => return Ok(()),
-                        Err(TrySendError::Full(item)) => {
-                            self.shared.add_pending(-1);
-                            (item, "the queue is full")
-                        }
-                        Err(TrySendError::Closed(item)) => {
-                            self.shared.add_pending(-1);
-                            (item, "the outbox is closed")
-                        }
-                    }
-                }
-                None => (item, "the outbox is closed"),
+        let journal = Arc::clone(&self.shared.journal);
+        let annotation = annotation.clone();
+        let media_id = annotation.media_id.clone();
+        // Counted before the write: the worker may send it before this task resumes.
+        self.shared.add_pending(1);
+        let written = blocking(move || {
+            journal.append(&Entry {
+                key: Journal::new_key()?,
+                annotation,
+                authorization,
+            })
+        })
+        .await
+        .and_then(|written| written);
+        match written {
+            Ok(_) => {
+                self.shared.journaled.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(JOURNALED_TOTAL).increment(1);
+                self.shared.wake.notify_one();
+                Ok(())
             }
-        };
-        if self.shared.spool(&item, why).await {
-            Ok(())
-        } else {
-            Err(AnnotationError::Rejected(format!(
-                "annotation for media {} could not be queued ({why}) nor spooled",
-                item.annotation.media_id
-            )))
+            Err(e) => {
+                self.shared.add_pending(-1);
+                self.shared.count_failed();
+                tracing::error!(media_id = %media_id, error = %e, "annotation lost: it could not be journaled");
+                Err(AnnotationError::Rejected(format!(
+                    "annotation for media {media_id} could not be journaled: {e}"
+                )))
+            }
         }
     }
 
-    /// Stops queueing, sends what is queued until `grace` elapses, spools the rest, and
-    /// returns once nothing is held only in memory. Later `deliver` calls spool.
+    /// Makes one last pass over the journal, until it is empty, the sink is down or
+    /// `grace` is over; returns when the worker has stopped. What is left is sent at the
+    /// next start.
     async fn close(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
         // Held throughout, so a second `close` returns only after the first is done.
         let mut worker = self.worker.lock().await;
-        drop(self.queue.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.deadline.send_if_modified(|current| {
             let first = current.is_none();
             if first {
@@ -253,11 +244,26 @@ impl AnnotationSink for Outbox {
             tracing::info!(
                 sent = stats.sent,
                 failed = stats.failed,
-                spooled = stats.spooled,
-                spool = %self.shared.config.spool_dir.display(),
-                "annotation outbox closed"
+                pending = stats.pending,
+                journal = %self.shared.config.spool_dir.display(),
+                "annotation outbox closed; what is pending is sent at the next start"
             );
         }
+    }
+}
+
+/// Runs `work` on a blocking thread: file system calls never stall the runtime.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)
+}
+
+/// Resolves once `close` was called; never if the outbox was dropped unclosed (the
+/// worker then goes on sending what the journal holds).
+async fn closed(mut deadline: watch::Receiver<Option<Instant>>) {
+    if deadline.wait_for(Option::is_some).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -282,46 +288,95 @@ fn grace_elapsed(deadline: &watch::Receiver<Option<Instant>>) -> bool {
 }
 
 impl Shared {
-    async fn run(
-        self: Arc<Self>,
-        mut queue: mpsc::Receiver<Item>,
-        deadline: watch::Receiver<Option<Instant>>,
-    ) {
-        self.resend_spool(&deadline).await;
+    async fn run(self: Arc<Self>, deadline: watch::Receiver<Option<Instant>>) {
         let every = self
             .config
             .spool_retry_interval
             .max(Duration::from_millis(1));
-        let mut spool_tick = tokio::time::interval_at(Instant::now() + every, every);
-        spool_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                // The tick first: at most once an interval, and it is never starved by a
-                // queue that is always full.
-                biased;
-                _ = spool_tick.tick(), if !closing(&deadline) => self.resend_spool(&deadline).await,
-                item = queue.recv() => match item {
-                    Some(item) => {
-                        self.send(&item, &deadline).await;
-                        self.add_pending(-1);
-                    }
-                    // Closed and drained: nothing left in memory.
-                    None => break,
+            let end = self.round(&deadline).await;
+            // A pass that ran while closing was the last one.
+            if closing(&deadline) {
+                break;
+            }
+            match end {
+                RoundEnd::Drained => tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = closed(deadline.clone()) => {}
                 },
+                RoundEnd::Down => tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = closed(deadline.clone()) => {}
+                },
+                RoundEnd::GraceOver => break,
             }
         }
     }
 
-    /// Sends one queued item with retries; spools it when the tries or the grace run out.
-    async fn send(&self, item: &Item, deadline: &watch::Receiver<Option<Instant>>) {
-        if grace_elapsed(deadline) {
-            self.spool(item, "the shutdown grace elapsed").await;
-            return;
+    /// Sends the journal oldest first until it is empty, an entry's tries run out, or
+    /// the grace is over. Entries journaled meanwhile are found by the next listing.
+    async fn round(&self, deadline: &watch::Receiver<Option<Instant>>) -> RoundEnd {
+        loop {
+            let journal = Arc::clone(&self.journal);
+            let files = match blocking(move || journal.list()).await.and_then(|l| l) {
+                Ok(files) => files,
+                Err(e) => {
+                    tracing::error!(journal = %self.config.spool_dir.display(), error = %e, "cannot list the annotation journal");
+                    return RoundEnd::Down;
+                }
+            };
+            if files.is_empty() {
+                return RoundEnd::Drained;
+            }
+            for path in files {
+                if let Some(end) = self.send_entry(path, deadline).await {
+                    return end;
+                }
+            }
         }
-        let media_id = &item.annotation.media_id;
+    }
+
+    /// Sends one entry with retries; `Some` when the round must stop.
+    async fn send_entry(
+        &self,
+        path: PathBuf,
+        deadline: &watch::Receiver<Option<Instant>>,
+    ) -> Option<RoundEnd> {
+        if grace_elapsed(deadline) {
+            return Some(RoundEnd::GraceOver);
+        }
+        let read = {
+            let path = path.clone();
+            blocking(move || Journal::read(&path)).await
+        };
+        let entry = match read {
+            Ok(Ok(entry)) => entry,
+            Ok(Err(ReadError::Torn {
+                path: shown,
+                reason,
+            })) => {
+                tracing::error!(file = %shown, %reason, "unreadable journal entry; set aside");
+                return self.discard(path).await;
+            }
+            Ok(Err(ReadError::Io { error, .. })) if error.kind() == io::ErrorKind::NotFound => {
+                return None;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read a journal entry; trying again later");
+                return Some(RoundEnd::Down);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal read aborted");
+                return Some(RoundEnd::Down);
+            }
+        };
+        let media_id = &entry.annotation.media_id;
         let tries = (|| {
-            self.inner
-                .deliver(&item.annotation, item.authorization.clone())
+            self.inner.deliver_with_key(
+                &entry.annotation,
+                entry.authorization.clone(),
+                &entry.key,
+            )
         })
         .retry(self.backoff())
         .when(|e| matches!(e, AnnotationError::Transient(_)))
@@ -329,24 +384,69 @@ impl Shared {
             tracing::warn!(media_id = %media_id, error = %e, ?after, "retrying annotation delivery");
         });
         let outcome = tokio::select! {
-            outcome = tries => Some(outcome),
-            () = grace_over(deadline.clone()) => None,
+            outcome = tries => outcome,
+            // The entry stays: it is sent again, with the same key, at the next start.
+            () = grace_over(deadline.clone()) => return Some(RoundEnd::GraceOver),
         };
         match outcome {
-            Some(Ok(())) => self.count_sent(),
-            Some(Err(AnnotationError::Rejected(reason))) => {
-                tracing::error!(media_id = %media_id, %reason, "annotation rejected; not retried");
-                self.count_failed();
+            Ok(()) => {
+                let removed = {
+                    let path = path.clone();
+                    blocking(move || Journal::remove(&path)).await
+                };
+                // Counted after the delete, so `sent` never runs ahead of the folder.
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(SENT_TOTAL).increment(1);
+                match removed.and_then(|r| r) {
+                    Ok(()) => {
+                        self.add_pending(-1);
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "delivered, but cannot delete the journal entry: it will be sent again");
+                        Some(RoundEnd::Down)
+                    }
+                }
             }
-            Some(Err(AnnotationError::Transient(reason))) => {
-                let why = format!(
-                    "still failing after {} tries: {reason}",
-                    self.config.max_attempts.max(1)
+            Err(AnnotationError::Rejected(reason)) => {
+                tracing::error!(media_id = %media_id, file = %path.display(), %reason, "annotation rejected; set aside, not retried");
+                self.discard(path).await
+            }
+            Err(AnnotationError::Transient(reason)) => {
+                self.spooled.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(SPOOLED_TOTAL).increment(1);
+                tracing::warn!(
+                    media_id = %media_id,
+                    %reason,
+                    tries = self.config.max_attempts.max(1),
+                    next_round = ?self.config.spool_retry_interval,
+                    "the annotation sink is down; the journal waits"
                 );
-                self.spool(item, &why).await;
+                Some(RoundEnd::Down)
             }
-            None => {
-                self.spool(item, "the shutdown grace elapsed").await;
+        }
+    }
+
+    /// Moves an entry to `rejected/` (deleting it if that fails) and counts it failed.
+    async fn discard(&self, path: PathBuf) -> Option<RoundEnd> {
+        let journal = Arc::clone(&self.journal);
+        let moved = blocking(move || {
+            journal.set_aside(&path).or_else(|e| {
+                tracing::error!(file = %path.display(), error = %e, "cannot move the entry to {REJECTED_DIR}/; deleting it");
+                Journal::remove(&path)
+            })
+        })
+        .await;
+        // Counted after the move, so `failed` never runs ahead of the folder.
+        self.count_failed();
+        match moved.and_then(|m| m) {
+            Ok(()) => {
+                self.add_pending(-1);
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot remove a refused journal entry; trying later");
+                Some(RoundEnd::Down)
             }
         }
     }
@@ -359,180 +459,22 @@ impl Shared {
             .with_jitter()
     }
 
-    /// Re-sends the spool, oldest first, one try each; stops at the first transient
-    /// failure (the sink is still down: the rest waits for the next round) or on close.
-    async fn resend_spool(&self, deadline: &watch::Receiver<Option<Instant>>) {
-        let files = match self.spool_files().await {
-            Ok(files) => files,
-            Err(e) => {
-                tracing::error!(spool = %self.config.spool_dir.display(), error = %e, "cannot read the annotation spool");
-                return;
-            }
-        };
-        if files.is_empty() {
-            return;
-        }
-        tracing::info!(files = files.len(), "re-sending spooled annotations");
-        for path in files {
-            if closing(deadline) {
-                return;
-            }
-            let item = match read_item(&path).await {
-                Ok(item) => item,
-                Err(reason) => {
-                    tracing::error!(file = %path.display(), %reason, "unreadable spool file");
-                    self.set_aside(&path).await;
-                    self.count_failed();
-                    continue;
-                }
-            };
-            let outcome = tokio::select! {
-                outcome = self.inner.deliver(&item.annotation, item.authorization.clone()) => outcome,
-                () = grace_over(deadline.clone()) => return,
-            };
-            match outcome {
-                Ok(()) => {
-                    self.count_sent();
-                    if let Err(e) = tokio::fs::remove_file(&path).await {
-                        tracing::error!(file = %path.display(), error = %e, "delivered, but cannot delete the spool file: it will be sent again");
-                    }
-                }
-                Err(AnnotationError::Rejected(reason)) => {
-                    tracing::error!(media_id = %item.annotation.media_id, file = %path.display(), %reason, "spooled annotation rejected; set aside");
-                    self.set_aside(&path).await;
-                    self.count_failed();
-                }
-                Err(AnnotationError::Transient(reason)) => {
-                    tracing::debug!(%reason, "the sink is still unavailable; the spool waits");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The spool's files, oldest first.
-    async fn spool_files(&self) -> io::Result<Vec<PathBuf>> {
-        let mut files = Vec::new();
-        let mut dir = tokio::fs::read_dir(&self.config.spool_dir).await?;
-        while let Some(entry) = dir.next_entry().await? {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if !name.starts_with('.')
-                && name.ends_with(".json")
-                && entry.file_type().await?.is_file()
-            {
-                files.push(entry.path());
-            }
-        }
-        files.sort();
-        Ok(files)
-    }
-
-    /// Moves a spool file to `rejected/`, out of the re-send rounds.
-    async fn set_aside(&self, path: &Path) {
-        let rejected = self.config.spool_dir.join(REJECTED_DIR);
-        let moved = async {
-            tokio::fs::create_dir_all(&rejected).await?;
-            let name = path.file_name().unwrap_or_default();
-            tokio::fs::rename(path, rejected.join(name)).await
-        };
-        if let Err(e) = moved.await {
-            tracing::error!(file = %path.display(), error = %e, "cannot move the spool file to {REJECTED_DIR}/; deleting it");
-            let _ = tokio::fs::remove_file(path).await;
-        }
-    }
-
-    /// Writes `item` to the spool; true when it is there. A failed write is logged and
-    /// counted as failed.
-    async fn spool(&self, item: &Item, why: &str) -> bool {
-        match self.write_spool_file(item).await {
-            Ok(path) => {
-                self.spooled.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(SPOOLED_TOTAL).increment(1);
-                tracing::warn!(media_id = %item.annotation.media_id, file = %path.display(), reason = why, "annotation spooled");
-                true
-            }
-            Err(e) => {
-                tracing::error!(media_id = %item.annotation.media_id, reason = why, error = %e, "annotation lost: it could not be spooled");
-                self.count_failed();
-                false
-            }
-        }
-    }
-
-    /// `<µs since epoch>-<sequence>-<pid>.json`, zero-padded so names sort oldest first;
-    /// written to a hidden temporary file, synced, then renamed into place.
-    async fn write_spool_file(&self, item: &Item) -> io::Result<PathBuf> {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros();
-        let sequence = SPOOL_SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{micros:020}-{sequence:012}-{}.json", std::process::id());
-        let dir = &self.config.spool_dir;
-        let temporary = dir.join(format!(".{name}.tmp"));
-        let path = dir.join(&name);
-        let bytes = serde_json::to_vec(item).map_err(io::Error::other)?;
-        tokio::fs::create_dir_all(dir).await?;
-        let mut options = tokio::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        options.mode(0o600);
-        let written = async {
-            let mut file = options.open(&temporary).await?;
-            file.write_all(&bytes).await?;
-            file.sync_all().await?;
-            drop(file);
-            tokio::fs::rename(&temporary, &path).await
-        };
-        if let Err(e) = written.await {
-            let _ = tokio::fs::remove_file(&temporary).await;
-            return Err(e);
-        }
-        Ok(path)
-    }
-
-    fn count_sent(&self) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(SENT_TOTAL).increment(1);
-    }
-
     fn count_failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(FAILED_TOTAL).increment(1);
     }
 
     fn add_pending(&self, delta: i64) {
-        let now = if delta >= 0 {
-            self.pending.fetch_add(delta as u64, Ordering::Relaxed) + delta as u64
-        } else {
-            self.pending
-                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed)
-                .saturating_sub(delta.unsigned_abs())
-        };
-        metrics::gauge!(PENDING).set(now as f64);
+        // Never below 0, even for an entry put in the folder from outside.
+        let update = |n: u64| Some(n.saturating_add_signed(delta));
+        let before = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, update)
+            .unwrap_or_default();
+        metrics::gauge!(PENDING).set(before.saturating_add_signed(delta) as f64);
     }
-}
-
-async fn read_item(path: &Path) -> Result<Item, String> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod tests;
-
-/// Temporary files of writes a crash interrupted: never renamed, so never complete.
-fn remove_partial_files(spool_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(spool_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}

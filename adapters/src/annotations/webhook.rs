@@ -52,12 +52,34 @@ impl AnnotationSink for WebhookSink {
         annotation: &Annotation,
         _authorization: Option<String>,
     ) -> Result<(), AnnotationError> {
+        self.post(annotation, None).await
+    }
+
+    async fn deliver_with_key(
+        &self,
+        annotation: &Annotation,
+        _authorization: Option<String>,
+        idempotency_key: &str,
+    ) -> Result<(), AnnotationError> {
+        self.post(annotation, Some(idempotency_key)).await
+    }
+}
+
+impl WebhookSink {
+    async fn post(
+        &self,
+        annotation: &Annotation,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), AnnotationError> {
         let mut request = self.client.post(&self.config.url).json(&Envelope {
             event: "annotation",
             annotation,
         });
         if let Some((name, value)) = &self.config.secret_header {
             request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header(super::http::IDEMPOTENCY_KEY, key);
         }
         let response = request
             .send()
