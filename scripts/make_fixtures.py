@@ -397,7 +397,7 @@ def write_decode_references(assets: Path) -> None:
     """``fixtures/decode``: JPEGs (baseline 4:2:0 photos, and ones OpenCV encodes
     progressive, 4:4:4, 4:2:2 and grey) with what ``cv2.imdecode`` makes of them, stored as
     PNG, for the test that holds the service's JPEG decoding to OpenCV's
-    (adapters/tests/decode_opencv.rs)."""
+    (adapters/tests/opencv.rs)."""
     import cv2
 
     out = assets / "fixtures" / "decode"
@@ -436,7 +436,7 @@ RESIZE_CASES = [
 
 def write_resize_references(assets: Path) -> None:
     """``fixtures/resize``: sources and what ``cv2.resize(INTER_LINEAR)`` makes of them, for
-    the test that holds the service's resize to OpenCV's (adapters/tests/resize_opencv.rs)."""
+    the test that holds the service's resize to OpenCV's (adapters/tests/opencv.rs)."""
     import cv2  # only this step needs OpenCV
 
     out = assets / "fixtures" / "resize"

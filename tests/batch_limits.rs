@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{Service, assets, media_config, scratch};
+use common::{Service, assets, ffmpeg, media_config, scratch};
 use reqwest::blocking::multipart;
 use serde_json::{Value, json};
 
@@ -54,27 +54,24 @@ fn video(dir: &Path) -> Vec<u8> {
     let still = dir.join("still.png");
     std::fs::write(&still, photo()).unwrap();
     let path = dir.join("still.mp4");
-    let output = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-loop",
-            "1",
-            "-i",
-        ])
-        .arg(&still)
-        .args(["-frames:v", "50", "-r", "25", "-c:v", "libx264"])
-        .args(["-pix_fmt", "yuv420p", "-movflags", "+faststart"])
-        .arg(&path)
-        .output()
-        .expect("the `ffmpeg` program is required (apt-get install ffmpeg)");
-    assert!(
-        output.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (still_arg, path_arg) = (still.to_str().unwrap(), path.to_str().unwrap());
+    ffmpeg([
+        "-loop",
+        "1",
+        "-i",
+        still_arg,
+        "-frames:v",
+        "50",
+        "-r",
+        "25",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        path_arg,
+    ]);
     std::fs::read(path).unwrap()
 }
 

@@ -33,28 +33,6 @@ fn config(dir: &Path, annotations: &StandIn, model: &str, models: &Path) -> Stri
     .replacen("[outbox]\n", OUTBOX, 1)
 }
 
-fn png(w: u32, h: u32, shade: u8) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    image::RgbImage::from_pixel(w, h, image::Rgb([shade, 90, 90]))
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    bytes
-}
-
-fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not happen within {within:?}");
-}
-
 /// SIGKILL: no shutdown code runs.
 fn kill(service: &mut Service) {
     service.child.kill().unwrap();
@@ -166,39 +144,26 @@ fn moving_person_clip(path: &Path, seconds: u32, fps: u32) {
     let background = format!("color=c=gray:s=640x360:r={fps}:d={seconds}");
     let filter = "[1]crop=420:680:720:40,scale=-2:300[p];[0][p]overlay=x='mod(t*200,450)':y=40";
     let frames = (seconds * fps).to_string();
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
-        .args(["-i", &background, "-i", photo.to_str().unwrap()])
-        .args(["-filter_complex", filter, "-frames:v", &frames])
-        .args([
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-        ])
-        .arg(path)
-        .output()
-        .expect("the `ffmpeg` program is required (apt-get install ffmpeg)");
-    assert!(
-        output.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn counter(service: &Service, name: &str) -> u64 {
-    let text = service
-        .client
-        .get(service.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+    let (photo, path) = (photo.to_str().unwrap(), path.to_str().unwrap());
+    ffmpeg([
+        "-f",
+        "lavfi",
+        "-i",
+        &background,
+        "-i",
+        photo,
+        "-filter_complex",
+        filter,
+        "-frames:v",
+        &frames,
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        path,
+    ]);
 }
 
 fn with_annotations(events: &[Value]) -> Vec<Value> {
@@ -247,7 +212,7 @@ fn a_sigkill_during_a_video_job_loses_no_annotation_accepted_before_it() {
         seen.last().unwrap()["mediaStatus"] == "AIProcessing",
         "still running"
     );
-    let journaled = counter(&service, "detections_annotations_journaled_total");
+    let journaled = service.counter("detections_annotations_journaled_total");
     kill(&mut service);
     let (rest, _) = events.events_for(Duration::from_secs(5));
     seen.extend(rest);

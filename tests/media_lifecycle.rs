@@ -35,17 +35,6 @@ fn start_with(tag: &str, annotations_section: &str, extra: &str) -> Service {
     Service::start(dir, &config)
 }
 
-fn png(w: u32, h: u32, shade: u8) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    image::RgbImage::from_pixel(w, h, image::Rgb([shade, 90, 90]))
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    bytes
-}
-
 impl Service {
     fn detect_with_token(&self, photo: Vec<u8>) -> (u16, Value) {
         let form = multipart::Form::new()
@@ -98,17 +87,6 @@ fn spool_files(dir: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not happen within {within:?}");
 }
 
 /// The id of spec A8 for a file held whole (under 3072 bytes it is the whole content;

@@ -28,19 +28,6 @@ fn start(tag: &str, annotations: &StandIn) -> (Service, PathBuf) {
     (Service::start(dir.clone(), &config), dir)
 }
 
-fn ffmpeg(args: &[&str]) {
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("the `ffmpeg` program is required for the video tests (apt-get install ffmpeg)");
-    assert!(
-        output.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// `frames` frames at 25 fps of a still photo, 320 wide, faststart mp4.
 fn static_clip(dir: &Path, frames: u32) -> Vec<u8> {
     let path = dir.join("static.mp4");

@@ -96,20 +96,6 @@ impl Service {
         (response.status().as_u16(), response.json().unwrap())
     }
 
-    /// A counter of `/metrics` (0 when absent).
-    fn counter(&self, name: &str) -> u64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    }
-
     fn healthy(&self) -> bool {
         get(self.base.trim_start_matches("http://"), "/health").0 == 200
     }

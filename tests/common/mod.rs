@@ -182,6 +182,20 @@ impl Service {
         }
     }
 
+    /// A counter of `/metrics` (0 when absent).
+    pub fn counter(&self, name: &str) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -229,4 +243,42 @@ pub fn stand_in() -> standin::StandIn {
         bind: "127.0.0.1:0".parse().unwrap(),
     })
     .unwrap()
+}
+
+/// A `w`×`h` PNG of one colour (red channel `shade`).
+pub fn png(w: u32, h: u32, shade: u8) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::RgbImage::from_pixel(w, h, image::Rgb([shade, 90, 90]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    bytes
+}
+
+/// Polls `check` until it holds, or fails the test naming `what`.
+pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within {within:?}");
+}
+
+/// Runs the `ffmpeg` program (quiet, overwriting), which the video tests require.
+pub fn ffmpeg<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("the `ffmpeg` program is required for the video tests (apt-get install ffmpeg)");
+    assert!(
+        output.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

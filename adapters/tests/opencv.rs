@@ -1,8 +1,11 @@
-//! The service's resize against `cv2.resize(..., INTER_LINEAR)` (docs/pipeline.md §2):
-//! sources and OpenCV's results come from `scripts/make_fixtures.py` (assets/fixtures/resize),
-//! shrinking by integer and non-integer factors, enlarging, odd sizes and aspect changes.
-//! OpenCV's fixed-point rounding is not reproduced bit for bit: every value is within one
-//! level, and nearly all are equal.
+//! The pixels the model sees against OpenCV's (docs/pipeline.md §0, §2), on references
+//! that `scripts/make_fixtures.py` writes with OpenCV (assets/fixtures/decode, …/resize):
+//!
+//! * JPEG decoding against `cv2.imdecode`: photos and JPEGs that OpenCV itself encoded
+//!   (progressive, 4:4:4, 4:2:2, grey). Both use libjpeg-turbo with the same settings,
+//!   so the pixels are equal.
+//! * Resizing against `cv2.resize(..., INTER_LINEAR)`: shrinking by integer and
+//!   non-integer factors, enlarging, odd sizes and aspect changes; within one level.
 
 use std::path::PathBuf;
 
@@ -11,22 +14,45 @@ use domain::geometry::{Letterbox, Size};
 use ports::{ElementType, FrameCodec, InputTensor, RgbFrame};
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
+/// `assets/fixtures/<kind>`, with its manifest.
+fn fixtures(kind: &str) -> (PathBuf, Value) {
     let assets = std::env::var_os("TEST_ASSETS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets"));
-    let dir = assets.join("fixtures/resize");
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "{} missing: run `cargo xtask fetch`",
-        dir.display()
-    );
-    dir
+    let dir = assets.join("fixtures").join(kind);
+    let manifest = std::fs::read(dir.join("manifest.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}: run `cargo xtask fetch`", dir.display()));
+    (dir, serde_json::from_slice(&manifest).unwrap())
 }
 
 fn decode(path: PathBuf) -> RgbFrame {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    ImageCodec::default().decode(&bytes).unwrap()
+    ImageCodec::default()
+        .decode(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn jpeg_pixels_equal_opencv_imdecode() {
+    let (dir, manifest) = fixtures("decode");
+    let jpegs = manifest["jpegs"].as_array().unwrap();
+    assert!(jpegs.len() >= 6);
+    for name in jpegs {
+        let name = name.as_str().unwrap();
+        let ours = decode(dir.join(name));
+        let opencv = decode(dir.join(format!("{name}.png")));
+        assert_eq!(ours.size(), opencv.size(), "{name}");
+        let differing = ours
+            .pixels()
+            .iter()
+            .zip(opencv.pixels())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            differing, 0,
+            "{name}: {differing} values differ from OpenCV's"
+        );
+    }
 }
 
 /// `source` resized to `target` by the preprocessor (a stretch: the whole input), as 8-bit
@@ -56,9 +82,7 @@ fn resized(source: &RgbFrame, target: Size) -> Vec<u8> {
 
 #[test]
 fn resize_is_within_one_level_of_opencv_inter_linear() {
-    let dir = fixtures();
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let (dir, manifest) = fixtures("resize");
     let mut checked = 0;
     for case in manifest["cases"].as_array().unwrap() {
         let name = case["source"].as_str().unwrap();
