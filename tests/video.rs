@@ -32,7 +32,7 @@ fn start(tag: &str, annotations: &StandIn) -> (Service, PathBuf) {
 fn static_clip(dir: &Path, frames: u32) -> Vec<u8> {
     let path = dir.join("static.mp4");
     let photo = assets().join("photos/bus.png");
-    ffmpeg(&[
+    ffmpeg([
         "-loop",
         "1",
         "-i",
@@ -142,7 +142,7 @@ fn a_streamed_upload_is_detected_before_it_ends_and_annotated_with_video_time() 
         let a = assets().join("photos/bus.png");
         let b = assets().join("photos/zidane.png");
         let path = dir.join("changes.mp4");
-        ffmpeg(&[
+        ffmpeg([
             "-loop",
             "1",
             "-t",
