@@ -118,8 +118,10 @@ fn confidence(d: &Value) -> f64 {
 /// Every detection of `wanted` at or above `floor` has a partner in `found`: same class,
 /// IoU ≥ 0.9, confidence within the tolerance. Partners are taken greedily by IoU, each
 /// used once.
-fn all_found(file: &str, what: &str, wanted: &[Value], found: &[Value], floor: f64) {
+/// Returns the largest confidence difference and the smallest IoU of the pairs.
+fn all_found(file: &str, what: &str, wanted: &[Value], found: &[Value], floor: f64) -> (f64, f64) {
     let mut unmatched: Vec<&Value> = found.iter().collect();
+    let (mut worst_confidence, mut worst_iou) = (0.0_f64, 1.0_f64);
     for detection in wanted.iter().filter(|d| confidence(d) >= floor) {
         let best = unmatched
             .iter()
@@ -141,7 +143,11 @@ fn all_found(file: &str, what: &str, wanted: &[Value], found: &[Value], floor: f
             "{file}: {what} {detection} vs {partner}: confidence"
         );
         assert_eq!(detection["label"], partner["label"], "{file}");
+        worst_confidence =
+            worst_confidence.max((confidence(detection) - confidence(partner)).abs());
+        worst_iou = worst_iou.min(iou(detection, partner));
     }
+    (worst_confidence, worst_iou)
 }
 
 fn reference(case: &Case, preprocess: &str, photos: &[PathBuf]) -> Vec<(String, Vec<Value>)> {
@@ -183,12 +189,12 @@ fn check(case: &Case, preprocess: &str) {
     let theirs = reference(case, preprocess, &photos);
     assert_eq!(ours.len(), photos.len());
     assert_eq!(theirs.len(), photos.len());
-    let mut found = 0;
+    let (mut found, mut worst_confidence, mut worst_iou) = (0, 0.0_f64, 1.0_f64);
     for ((file, ours), (reference_file, theirs)) in ours.iter().zip(&theirs) {
         assert_eq!(file, reference_file);
         let file = Path::new(file).file_name().unwrap().to_string_lossy();
         let file = format!("{} {preprocess} {file}", case.model);
-        all_found(&file, "reference", theirs, ours, THRESHOLD);
+        let (confidence_delta, min_iou) = all_found(&file, "reference", theirs, ours, THRESHOLD);
         all_found(
             &file,
             "service",
@@ -197,7 +203,14 @@ fn check(case: &Case, preprocess: &str) {
             THRESHOLD + CONFIDENCE_TOLERANCE,
         );
         found += theirs.iter().filter(|d| confidence(d) >= THRESHOLD).count();
+        worst_confidence = worst_confidence.max(confidence_delta);
+        worst_iou = worst_iou.min(min_iou);
     }
+    println!(
+        "{} {preprocess}: {found} reference detections matched, largest |Δconfidence| \
+         {worst_confidence:.4}, smallest IoU {worst_iou:.4}",
+        case.model
+    );
     assert!(
         found >= case.min_found,
         "{} {preprocess}: the reference found {found} detections, expected at least {}",
