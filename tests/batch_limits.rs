@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{Service, assets, ffmpeg, media_config, scratch};
+use common::{Service, assets, ffmpeg, fixture_entry, media_config, scratch};
 use reqwest::blocking::multipart;
 use serde_json::{Value, json};
 
@@ -95,16 +95,7 @@ fn detect(service: &Service, bytes: Vec<u8>, name: &str) -> (u16, Value) {
 /// The fixture's kept rows (manifest), normalised to the 640×640 frame: `cx, cy, w, h,
 /// confidence, class`, by confidence. None overlaps another, so overlap removal keeps all.
 fn expected() -> Vec<[f64; 6]> {
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(assets().join("fixtures/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    let entry = manifest["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["file"] == MODEL)
-        .expect("the fixture in the manifest");
+    let entry = fixture_entry(MODEL);
     let boxes: Vec<[f64; 6]> = serde_json::from_value(entry["boxes"].clone()).unwrap();
     let kept: Vec<usize> = serde_json::from_value(entry["kept_default"].clone()).unwrap();
     kept.iter()

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::sse::Subscription;
@@ -60,18 +60,6 @@ fn by_key(stand_in: &StandIn) -> BTreeMap<String, Vec<Value>> {
     keys
 }
 
-fn journal_entries(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir.join("spool"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn six_photos_accepted_before_a_sigkill_all_arrive_after_the_restart() {
     let annotations = stand_in();
@@ -116,7 +104,7 @@ fn six_photos_accepted_before_a_sigkill_all_arrive_after_the_restart() {
         || by_key(&annotations).len() >= 6,
     );
     eventually(Duration::from_secs(5), "an empty journal", || {
-        journal_entries(&dir).is_empty()
+        json_files(&dir.join("spool")).is_empty()
     });
     let keys = by_key(&annotations);
     assert_eq!(keys.len(), 6, "one key per annotation: {:?}", keys.keys());
@@ -226,7 +214,7 @@ fn a_sigkill_during_a_video_job_loses_no_annotation_accepted_before_it() {
     annotations.reset();
     let restarted = Service::start(dir.clone(), &config);
     eventually(Duration::from_secs(30), "the journal delivered", || {
-        by_key(&annotations).len() as u64 >= journaled && journal_entries(&dir).is_empty()
+        by_key(&annotations).len() as u64 >= journaled && json_files(&dir.join("spool")).is_empty()
     });
     let keys = by_key(&annotations);
     eprintln!(

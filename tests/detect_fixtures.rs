@@ -7,7 +7,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use serde_json::Value;
 
 struct Fixture {
     boxes: Vec<[f64; 6]>,
@@ -16,16 +15,7 @@ struct Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(assets().join("fixtures/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    let entry = manifest["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["file"] == name)
-        .unwrap_or_else(|| panic!("{name} in the manifest"));
+    let entry = fixture_entry(name);
     let shape: Vec<i64> = serde_json::from_value(entry["input_shape"].clone()).unwrap();
     // A dynamic spatial input without `imgsz` metadata runs at 1280×1280 (spec A4).
     let side = |d: i64| if d > 0 { d as f64 } else { 1280.0 };

@@ -73,20 +73,8 @@ impl Service {
     }
 
     fn spooled(&self) -> Vec<PathBuf> {
-        spool_files(&self.dir.join("spool"))
+        json_files(&self.dir.join("spool"))
     }
-}
-
-fn spool_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The id of spec A8 for a file held whole (under 3072 bytes it is the whole content;

@@ -187,17 +187,6 @@ fn annotations_of(stand_in: &StandIn, id: &str) -> Vec<Value> {
         .collect()
 }
 
-fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not happen within {within:?}");
-}
-
 /// The media statuses reported for `id`, in order.
 fn statuses_of(stand_in: &StandIn, id: &str) -> Vec<u64> {
     stand_in

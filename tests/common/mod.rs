@@ -282,3 +282,31 @@ pub fn ffmpeg<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The `.json` files directly in `dir` (the outbox journal's entries); none when it is absent.
+pub fn json_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The entry of fixture model `file` in `assets/fixtures/manifest.json`.
+pub fn fixture_entry(file: &str) -> serde_json::Value {
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(assets().join("fixtures/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    manifest["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["file"] == file)
+        .unwrap_or_else(|| panic!("{file} in the fixture manifest"))
+        .clone()
+}
