@@ -37,6 +37,7 @@ Decisions the document leaves to the implementation, made explicit here:
 * "round" is round-half-away-from-zero everywhere (document §2; also §1's tile side).
 * Cross-tile duplicates: greedy by confidence descending (stable over emission
   order, so on a tie the earlier detection is kept, the later one dropped).
+* Merging across views (§5.2) works on pixel boxes; the service on normalised ones.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ DEFAULTS = {
     "altitude": 400.0,
     "focal_length": 24.0,
     "sensor_width": 23.5,
+    "tile_merge": True,
+    "tile_merge_threshold": 0.5,
+    "tile_full_frame_pass": True,
     # engine setting, not part of A6
     "nms_iou": 0.7,
 }
@@ -178,8 +182,12 @@ def origins(size: int, tile: int, step: int) -> list[int]:
     return out
 
 
+def full_frame_pass(settings: dict) -> bool:
+    return bool(settings["tile_merge"]) and bool(settings["tile_full_frame_pass"])
+
+
 def views(W: int, H: int, mw: int, mh: int, settings: dict, tiling: str) -> tuple[bool, list[tuple[int, int, int, int]]]:
-    """(tiled, [(x0, y0, vw, vh)...]) row by row."""
+    """(tiled, [(x0, y0, vw, vh)...]) row by row, then the full-frame pass (§1, §5.2)."""
     if tiling == "off" or not (W > 1.5 * mw or H > 1.5 * mh):
         return False, [(0, 0, W, H)]
     t = max(rhaz(25 / gsd(settings, W)), max(mw, mh))
@@ -187,7 +195,10 @@ def views(W: int, H: int, mw: int, mh: int, settings: dict, tiling: str) -> tupl
     overlap = settings["big_image_tile_overlap_percent"]
     sx = max(1, math.floor(tw * (1 - overlap / 100)))
     sy = max(1, math.floor(th * (1 - overlap / 100)))
-    return True, [(x, y, tw, th) for y in origins(H, th, sy) for x in origins(W, tw, sx)]
+    tiles = [(x, y, tw, th) for y in origins(H, th, sy) for x in origins(W, tw, sx)]
+    if len(tiles) > 1 and full_frame_pass(settings):
+        tiles.append((0, 0, W, H))
+    return True, tiles
 
 
 # -------------------------------------------------------------- §2 letterbox
@@ -280,7 +291,7 @@ def nms(boxes, scores, classes, iou_thr: float) -> list[int]:
 
 
 # ---------------------------------------------------------------- §4 per view
-def per_view(raw, layout, lb: Letterbox, view, W, H, settings) -> list[dict]:
+def per_view(raw, layout, lb: Letterbox, view, W, H, settings, index: int = 0, full: bool = False) -> list[dict]:
     boxes, scores, classes = decode(raw, layout, settings["probability_threshold"])
     order = nms(boxes, scores, classes, settings["nms_iou"]) if layout != "end2end" else list(range(len(scores)))
     x0, y0 = view[0], view[1]
@@ -301,9 +312,151 @@ def per_view(raw, layout, lb: Letterbox, view, W, H, settings) -> list[dict]:
                 "h": (y2 - y1) / H,
                 "cls": int(classes[i]),
                 "conf": float(scores[i]),
+                "px": (x1, y1, x2, y2),
+                "cuts": [] if full else cuts(view, (x1, y1, x2, y2), W, H),
+                "view": index,
+                "full": full,
             }
         )
     return dets
+
+
+# ------------------------------------------------------- §5.2 merging views
+CUT_MARGIN = 0.02
+
+
+def cuts(view, box, W: int, H: int) -> list[tuple[str, float, float]]:
+    """(side, border, margin) for each inner border of the view's tile the box lies on."""
+    x0, y0, vw, vh = view
+    x1, y1, x2, y2 = box
+    mx, my = CUT_MARGIN * vw, CUT_MARGIN * vh
+    out = []
+    if 0 < x0 < W and x1 - x0 <= mx:
+        out.append(("left", x0, mx))
+    if 0 < x0 + vw < W and x0 + vw - x2 <= mx:
+        out.append(("right", x0 + vw, mx))
+    if 0 < y0 < H and y1 - y0 <= my:
+        out.append(("top", y0, my))
+    if 0 < y0 + vh < H and y0 + vh - y2 <= my:
+        out.append(("bottom", y0 + vh, my))
+    return out
+
+
+def reaches(cut, box) -> bool:
+    side, at, margin = cut
+    x1, y1, x2, y2 = box
+    return {"left": x1 <= at + margin, "right": x2 >= at - margin,
+            "top": y1 <= at + margin, "bottom": y2 >= at - margin}[side]
+
+
+def edge(box, side: str) -> float:
+    return box[{"left": 0, "top": 1, "right": 2, "bottom": 3}[side]]
+
+
+def admits(cut, other, other_cuts) -> bool:
+    """The object goes on past the cut: `other` reaches the border, or is cut on that side itself."""
+    return reaches(cut, other) or any(o[0] == cut[0] and abs(edge(other, o[0]) - o[1]) <= o[2] for o in other_cuts)
+
+
+def area(b) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def inter(a, b) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def union(a, b):
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else 0.0
+
+
+def absorb_all(g: dict, order: list[dict], taken: list[bool], i: int, first: dict, thr: float) -> bool:
+    """One pass over the detections after ``first``: takes into group ``g`` each that is the same object."""
+    grew = False
+    for j in range(i + 1, len(order)):
+        d = order[j]
+        if taken[j] or d["cls"] != first["cls"] or d["view"] in g["views"]:
+            continue
+        if not all(admits(c, g["box"], g["cuts"]) for c in d["cuts"]) or not all(
+            admits(c, d["px"], d["cuts"]) for c in g["cuts"]
+        ):
+            continue
+        cut = bool(d["cuts"])
+        i_ = inter(g["box"], d["px"])
+        if g["whole"] and not cut:
+            same = ratio(i_, area(g["box"]) + area(d["px"]) - i_) > thr
+        elif g["whole"]:
+            same = ratio(i_, area(d["px"])) > thr
+        elif not cut:
+            same = ratio(i_, area(g["box"])) > thr
+        else:
+            same = ratio(i_, min(area(g["box"]), area(d["px"]))) > thr
+        if not same:
+            continue
+        taken[j] = True
+        grew = True
+        g["views"].add(d["view"])
+        g["cuts"] += d["cuts"]
+        if not (g["whole"] and not cut):
+            g["box"] = union(g["box"], d["px"])
+        g["whole"] = g["whole"] or not cut
+        if d["full"]:
+            g["full_box"] = d["px"]
+        elif g["tiles"] is None:
+            g["tiles"] = (d["px"], not cut)
+        else:
+            box, whole = g["tiles"]
+            g["tiles"] = (box if (whole and not cut) else union(box, d["px"]), whole or not cut)
+    return grew
+
+
+def merge_views(dets: list[dict], thr: float) -> list[dict]:
+    """docs/pipeline.md §5.2, over detections tagged with "view", "full", "px", "cuts"."""
+    tiles = [d for d in dets if not d["full"]]
+    full = [
+        f for f in dets if f["full"]
+        and not any(not t["cuts"] and t["cls"] == f["cls"]
+                    and ratio(inter(t["px"], f["px"]), area(t["px"]) + area(f["px"]) - inter(t["px"], f["px"])) > thr
+                    for t in tiles)
+    ]
+    order = sorted(tiles + full, key=lambda d: -d["conf"])
+    taken = [False] * len(order)
+    out = []
+    for i, first in enumerate(order):
+        if taken[i]:
+            continue
+        taken[i] = True
+        g = {"box": first["px"], "views": {first["view"]}, "whole": not first["cuts"], "cuts": list(first["cuts"]),
+             "tiles": None if first["full"] else (first["px"], not first["cuts"]),
+             "full_box": first["px"] if first["full"] else None}
+        grew = True
+        while grew:
+            grew = absorb_all(g, order, taken, i, first, thr)
+        if g["tiles"] is None:
+            box = g["full_box"]
+        else:
+            x1, y1, x2, y2 = g["tiles"][0]
+            if g["full_box"] is not None:
+                f = g["full_box"]
+                t = g["tiles"][0]
+                for side, at, margin in g["cuts"]:
+                    if abs(edge(t, side) - at) > margin:
+                        continue
+                    if side == "left":
+                        x1 = min(x1, f[0])
+                    elif side == "right":
+                        x2 = max(x2, f[2])
+                    elif side == "top":
+                        y1 = min(y1, f[1])
+                    else:
+                        y2 = max(y2, f[3])
+            box = (x1, y1, x2, y2)
+        out.append({**first, "px": box})
+    return out
 
 
 # --------------------------------------------------------------- §5 per frame
@@ -319,11 +472,16 @@ def per_frame(dets: list[dict], tiled: bool, W: int, H: int, settings: dict, cla
     dets = sorted(dets, key=lambda d: -d["conf"])  # stable: ties keep emission order
     if tiled:
         kept: list[dict] = []
-        for d in dets:
+        for d in (d for d in dets if not d["full"]):
             if not any(
                 k["cls"] == d["cls"] and all(abs(k[f] - d[f]) <= 0.01 for f in ("cx", "cy", "w", "h")) for k in kept
             ):
                 kept.append(d)
+        if settings["tile_merge"]:
+            kept = merge_views(kept + [d for d in dets if d["full"]], float(settings["tile_merge_threshold"]))
+            for d in kept:
+                x1, y1, x2, y2 = d["px"]
+                d.update(cx=(x1 + x2) / 2 / W, cy=(y1 + y2) / 2 / H, w=(x2 - x1) / W, h=(y2 - y1) / H)
         dets = kept
     thr = settings["tracking_intersection_threshold"]
     kept = []
@@ -384,8 +542,9 @@ def detect(img: np.ndarray, engine: Engine, settings: dict, classes, opts) -> li
     tiled, vs, prepared = preprocess(img, engine, settings, opts)
     raws = infer(engine, prepared, settings)
     dets: list[dict] = []
-    for raw, (_, lb), v in zip(raws, prepared, vs):
-        dets += per_view(raw, engine.layout, lb, v, W, H, settings)
+    for index, (raw, (_, lb), v) in enumerate(zip(raws, prepared, vs)):
+        full = tiled and len(vs) > 1 and v == (0, 0, W, H)
+        dets += per_view(raw, engine.layout, lb, v, W, H, settings, index, full)
     return per_frame(dets, tiled, W, H, settings, classes)
 
 

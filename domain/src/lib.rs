@@ -9,6 +9,7 @@ pub mod geometry;
 pub mod job;
 pub mod layout;
 pub mod media;
+pub mod merge;
 pub mod postprocess;
 pub mod settings;
 pub mod tiling;

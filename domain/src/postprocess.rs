@@ -1,9 +1,10 @@
 //! From per-view candidates to the frame's detections (docs/pipeline.md
-//! §4.2–§5.4).
+//! §4.2–§5.5).
 
 use crate::classes::ClassTable;
 use crate::detection::{Candidate, ClassId, Confidence, Detection};
 use crate::geometry::{NormBox, Size};
+use crate::merge::{Sighting, merge_across_views};
 use crate::settings::RecognitionSettings;
 use crate::tiling::{FramePlan, View};
 
@@ -64,18 +65,28 @@ fn near_duplicate(a: &Detection, b: &Detection) -> bool {
 
 /// §5.1: greedy by confidence (stable, so on a tie the later one goes).
 /// Returns detections sorted by confidence descending.
-pub fn remove_cross_tile_duplicates(mut dets: Vec<Detection>) -> Vec<Detection> {
-    sort_by_confidence(&mut dets);
-    let mut kept: Vec<Detection> = Vec::with_capacity(dets.len());
-    for d in dets {
-        if !kept.iter().any(|k| near_duplicate(k, &d)) {
-            kept.push(d);
+pub fn remove_cross_tile_duplicates(dets: Vec<Detection>) -> Vec<Detection> {
+    keep_distinct(dets, |d| d)
+}
+
+/// §5.1 over anything that holds a detection.
+fn keep_distinct<T>(mut items: Vec<T>, det: impl Fn(&T) -> &Detection) -> Vec<T> {
+    items.sort_by(|a, b| {
+        det(b)
+            .confidence()
+            .value()
+            .total_cmp(&det(a).confidence().value())
+    });
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        if !kept.iter().any(|k| near_duplicate(det(k), det(&item))) {
+            kept.push(item);
         }
     }
     kept
 }
 
-/// §5.2: walking by confidence descending, drop a detection whose
+/// §5.3: walking by confidence descending, drop a detection whose
 /// containment ratio with a kept one (any class) is > `threshold`.
 pub fn remove_overlaps(mut dets: Vec<Detection>, threshold: f64) -> Vec<Detection> {
     sort_by_confidence(&mut dets);
@@ -91,7 +102,7 @@ pub fn remove_overlaps(mut dets: Vec<Detection>, threshold: f64) -> Vec<Detectio
     kept
 }
 
-/// §5.3: drops classes unknown to classes.json and detections whose longer
+/// §5.4: drops classes unknown to classes.json and detections whose longer
 /// side, in metres (`gsd` m/px over a `frame` of pixels), exceeds the class's
 /// MaxSizeM. A non-finite or non-positive `gsd` means "unknown": no size check.
 pub fn filter_by_size(
@@ -125,17 +136,40 @@ impl FramePlan {
         classes: &ClassTable,
     ) -> Vec<Detection> {
         let threshold = settings.probability_threshold();
-        let mut dets = Vec::new();
-        for (view, mut cands) in self.views().iter().zip(per_view) {
+        let frame = self.frame();
+        let full_frame_pass = self.has_full_frame_pass().then(|| self.views().len() - 1);
+        let mut sightings = Vec::new();
+        for (index, (view, mut cands)) in self.views().iter().zip(per_view).enumerate() {
             cands.retain(|c| f64::from(c.score) >= threshold);
             if layout_needs_nms {
                 cands = nms_class_wise(cands, nms_iou, MAX_DETECTIONS);
             }
-            dets.extend(cands.iter().filter_map(|c| to_frame(view, c, self.frame())));
+            sightings.extend(cands.iter().filter_map(|c| {
+                let det = to_frame(view, c, frame)?;
+                Some(Sighting::new(
+                    det,
+                    index,
+                    view.tile(),
+                    frame,
+                    full_frame_pass == Some(index),
+                ))
+            }));
         }
-        if self.is_tiled() {
-            dets = remove_cross_tile_duplicates(dets);
-        }
+        let mut dets: Vec<Detection> = if !self.is_tiled() {
+            sightings.iter().map(|s| *s.detection()).collect()
+        } else {
+            // §5.1 among the tiles, as the original; the full-frame pass joins at §5.2.
+            let (whole_frame, tiles): (Vec<Sighting>, Vec<Sighting>) = sightings
+                .into_iter()
+                .partition(Sighting::is_full_frame_pass);
+            let mut distinct = keep_distinct(tiles, |s| s.detection());
+            if settings.tile_merge() {
+                distinct.extend(whole_frame);
+                merge_across_views(distinct, settings.tile_merge_threshold())
+            } else {
+                distinct.iter().map(|s| *s.detection()).collect()
+            }
+        };
         dets = remove_overlaps(dets, settings.tracking_intersection_threshold());
         let mut dets = filter_by_size(dets, classes, self.gsd(), self.frame());
         sort_by_confidence(&mut dets);

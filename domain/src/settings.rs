@@ -20,6 +20,9 @@ pub struct RecognitionSettings {
     altitude: f64,
     focal_length: f64,
     sensor_width: f64,
+    tile_merge: bool,
+    tile_merge_threshold: f64,
+    tile_full_frame_pass: bool,
 }
 
 impl Default for RecognitionSettings {
@@ -36,6 +39,10 @@ impl Default for RecognitionSettings {
             altitude: 400.0,
             focal_length: 24.0,
             sensor_width: 23.5,
+            tile_merge: true,
+            // SAHI's default match threshold for its greedy merging.
+            tile_merge_threshold: 0.5,
+            tile_full_frame_pass: true,
         }
     }
 }
@@ -48,6 +55,8 @@ pub enum SettingsError {
     NotAnObject { got: &'static str },
     #[error("{key} must be a number, got {got}")]
     WrongType { key: &'static str, got: String },
+    #[error("{key} must be true or false, got {got}")]
+    NotABool { key: &'static str, got: String },
     #[error("{key} must be an integer, got {value}")]
     NotAnInteger { key: &'static str, value: f64 },
     #[error("{key} must be {range}, got {value}")]
@@ -75,6 +84,8 @@ enum Rule {
     },
     /// Float strictly above 0.
     Positive,
+    /// true or false.
+    Bool,
 }
 
 const UNIT: Rule = Rule::Float {
@@ -84,7 +95,7 @@ const UNIT: Rule = Rule::Float {
 };
 
 /// (snake_case key, rule) in declaration order.
-const KEYS: [(&str, Rule); 11] = [
+const KEYS: [(&str, Rule); 14] = [
     (
         "frame_period_recognition",
         Rule::Int {
@@ -124,6 +135,9 @@ const KEYS: [(&str, Rule); 11] = [
     ("altitude", Rule::Positive),
     ("focal_length", Rule::Positive),
     ("sensor_width", Rule::Positive),
+    ("tile_merge", Rule::Bool),
+    ("tile_merge_threshold", UNIT),
+    ("tile_full_frame_pass", Rule::Bool),
 ];
 
 /// A checked value of one setting.
@@ -131,13 +145,14 @@ const KEYS: [(&str, Rule); 11] = [
 enum Setting {
     Int(u32),
     Float(f64),
+    Bool(bool),
 }
 
 /// Settings present in one JSON object, each already validated. Absent keys
 /// leave the base value alone when merged.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SettingsPatch {
-    values: [Option<Setting>; 11],
+    values: [Option<Setting>; KEYS.len()],
 }
 
 /// snake_case, camelCase and PascalCase all fold to the same string.
@@ -167,7 +182,37 @@ fn as_number(key: &'static str, value: &Value) -> Result<f64, SettingsError> {
         })
 }
 
-fn check(key: &'static str, rule: Rule, v: f64) -> Result<Setting, SettingsError> {
+/// Booleans, and what pydantic's lax mode reads as one: 0 and 1, and the strings
+/// true/false, yes/no, on/off, t/f, y/n, 1/0 (any case).
+fn as_bool(key: &'static str, value: &Value) -> Result<bool, SettingsError> {
+    let parsed = match value {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_f64() {
+            Some(0.0) => Some(false),
+            Some(1.0) => Some(true),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "on" | "1" => Some(true),
+            "false" | "f" | "no" | "n" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    };
+    parsed.ok_or_else(|| SettingsError::NotABool {
+        key,
+        got: match value {
+            Value::Number(_) | Value::String(_) => value.to_string(),
+            other => json_kind(other).to_owned(),
+        },
+    })
+}
+
+fn check(key: &'static str, rule: Rule, raw: &Value) -> Result<Setting, SettingsError> {
+    if let Rule::Bool = rule {
+        return Ok(Setting::Bool(as_bool(key, raw)?));
+    }
+    let v = as_number(key, raw)?;
     let out_of_range = |text| SettingsError::OutOfRange {
         key,
         range: text,
@@ -188,6 +233,7 @@ fn check(key: &'static str, rule: Rule, v: f64) -> Result<Setting, SettingsError
         Rule::Float { .. } => Ok(Setting::Float(v)),
         Rule::Positive if v <= 0.0 => Err(out_of_range("greater than 0")),
         Rule::Positive => Ok(Setting::Float(v)),
+        Rule::Bool => Ok(Setting::Bool(as_bool(key, raw)?)),
     }
 }
 
@@ -206,7 +252,7 @@ impl SettingsPatch {
                 continue;
             }
             let (key, rule) = KEYS[i];
-            patch.values[i] = Some(check(key, rule, as_number(key, raw)?)?);
+            patch.values[i] = Some(check(key, rule, raw)?);
         }
         Ok(patch)
     }
@@ -248,6 +294,9 @@ impl RecognitionSettings {
                 (8, Setting::Float(x)) => s.altitude = x,
                 (9, Setting::Float(x)) => s.focal_length = x,
                 (10, Setting::Float(x)) => s.sensor_width = x,
+                (11, Setting::Bool(x)) => s.tile_merge = x,
+                (12, Setting::Float(x)) => s.tile_merge_threshold = x,
+                (13, Setting::Bool(x)) => s.tile_full_frame_pass = x,
                 // `check` pairs each index with its rule's kind, so no other
                 // combination is ever stored.
                 _ => {}
@@ -298,6 +347,21 @@ impl RecognitionSettings {
     }
     pub fn sensor_width(&self) -> f64 {
         self.sensor_width
+    }
+    /// Whether tiles' detections of one object become one detection and a tiled frame
+    /// gets a full-frame pass (docs/pipeline.md §5.2); false gives the original's
+    /// tiled results exactly.
+    pub fn tile_merge(&self) -> bool {
+        self.tile_merge
+    }
+    /// The overlap above which detections from different views are one object.
+    pub fn tile_merge_threshold(&self) -> f64 {
+        self.tile_merge_threshold
+    }
+    /// Whether a tiled frame is also seen whole, as one more view (only with
+    /// `tile_merge`).
+    pub fn tile_full_frame_pass(&self) -> bool {
+        self.tile_merge && self.tile_full_frame_pass
     }
 }
 

@@ -98,8 +98,52 @@ fn two_merges_and_serialisation() {
     let v = serde_json::to_value(RecognitionSettings::default()).unwrap();
     assert_eq!(v["frame_period_recognition"], json!(4));
     assert_eq!(v["sensor_width"], json!(23.5));
-    assert_eq!(v.as_object().unwrap().len(), 11);
+    assert_eq!(v["tile_merge"], json!(true));
+    assert_eq!(v["tile_merge_threshold"], json!(0.5));
+    assert_eq!(v.as_object().unwrap().len(), 14);
     assert!(SettingsPatch::from_json(&json!({})).unwrap().is_empty());
+}
+
+#[test]
+fn tile_merge_settings() {
+    let d = RecognitionSettings::default();
+    assert!(d.tile_merge() && d.tile_full_frame_pass());
+    assert_eq!(d.tile_merge_threshold(), 0.5);
+    // Booleans as pydantic's lax mode reads them, in any casing of the key.
+    for (raw, want) in [
+        (json!(false), false),
+        (json!(0), false),
+        (json!("off"), false),
+        (json!(" No "), false),
+        (json!(true), true),
+        (json!(1), true),
+        (json!("TRUE"), true),
+    ] {
+        let s = apply(json!({"TileMerge": raw}));
+        assert_eq!(s.tile_merge(), want, "{raw}");
+    }
+    // Merging off turns the full-frame pass off with it: the original's results.
+    let s = apply(json!({"tile_merge": false, "tile_full_frame_pass": true}));
+    assert!(!s.tile_full_frame_pass());
+    let s = apply(json!({"tileFullFramePass": "no", "tile_merge_threshold": "0.3"}));
+    assert!(s.tile_merge() && !s.tile_full_frame_pass());
+    assert_eq!(s.tile_merge_threshold(), 0.3);
+    assert_eq!(
+        err(json!({"tile_merge": "maybe"})),
+        "tile_merge must be true or false, got \"maybe\""
+    );
+    assert_eq!(
+        err(json!({"tile_full_frame_pass": 2})),
+        "tile_full_frame_pass must be true or false, got 2"
+    );
+    assert_eq!(
+        err(json!({"tile_merge": [true]})),
+        "tile_merge must be true or false, got an array"
+    );
+    assert_eq!(
+        err(json!({"tile_merge_threshold": 1.5})),
+        "tile_merge_threshold must be between 0 and 1, got 1.5"
+    );
 }
 
 #[test]

@@ -37,6 +37,10 @@ pub struct Tile {
 }
 
 impl Tile {
+    /// The crop of `size` at `(x, y)` of a frame.
+    pub fn new(x: u32, y: u32, size: Size) -> Tile {
+        Tile { x, y, size }
+    }
     pub fn x(&self) -> u32 {
         self.x
     }
@@ -51,6 +55,10 @@ impl Tile {
     }
     pub fn size(&self) -> Size {
         self.size
+    }
+    /// Whether this tile is the whole `frame` (one view, or the full-frame pass).
+    pub fn is_whole(&self, frame: Size) -> bool {
+        self.x == 0 && self.y == 0 && self.size == frame
     }
 }
 
@@ -70,12 +78,15 @@ impl View {
     }
 }
 
-/// The views of one frame, in engine order (row by row).
+/// The views of one frame, in engine order: tiles row by row, then (when tiled with
+/// the full-frame pass on) the whole frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FramePlan {
     frame: Size,
     gsd: f64,
     tiled: bool,
+    /// Whether the last view is the full-frame pass over a tiled frame.
+    full_frame_pass: bool,
     views: Vec<View>,
 }
 
@@ -85,6 +96,14 @@ impl FramePlan {
     }
     pub fn is_tiled(&self) -> bool {
         self.tiled
+    }
+    /// The tiles (or the one whole-frame view), without the full-frame pass.
+    pub fn tiles(&self) -> &[View] {
+        &self.views[..self.views.len() - usize::from(self.full_frame_pass)]
+    }
+    /// Whether the last view is the whole frame seen in addition to its tiles.
+    pub fn has_full_frame_pass(&self) -> bool {
+        self.full_frame_pass
     }
     /// Ground sampling distance, metres per frame pixel.
     pub fn gsd(&self) -> f64 {
@@ -126,15 +145,16 @@ pub fn plan_views(
     let tiled = rules.tiling == Tiling::Auto
         && (f64::from(w) > TILE_TRIGGER * f64::from(mw)
             || f64::from(h) > TILE_TRIGGER * f64::from(mh));
-    let views = if !tiled {
-        vec![View {
-            tile: Tile {
-                x: 0,
-                y: 0,
-                size: frame,
-            },
-            letterbox: Letterbox::new(rules.preprocess, frame, input),
-        }]
+    let whole = View {
+        tile: Tile {
+            x: 0,
+            y: 0,
+            size: frame,
+        },
+        letterbox: Letterbox::new(rules.preprocess, frame, input),
+    };
+    let mut views = if !tiled {
+        vec![whole]
     } else {
         // `as` saturates: a tiny gsd just means "as large as the frame".
         let ground = (TILE_GROUND_M / gsd).round() as u32;
@@ -158,10 +178,17 @@ pub fn plan_views(
             })
             .collect()
     };
+    // Objects larger than a tile are seen whole only here (§5.2); a grid of one tile
+    // already is the whole frame.
+    let full_frame_pass = tiled && views.len() > 1 && settings.tile_full_frame_pass();
+    if full_frame_pass {
+        views.push(whole);
+    }
     FramePlan {
         frame,
         gsd,
         tiled,
+        full_frame_pass,
         views,
     }
 }
@@ -221,7 +248,7 @@ mod tests {
         );
         assert!(plan.is_tiled());
         let origins: Vec<(u32, u32)> = plan
-            .views()
+            .tiles()
             .iter()
             .map(|v| (v.tile().x(), v.tile().y()))
             .collect();
@@ -229,6 +256,21 @@ mod tests {
             origins,
             [(0, 0), (512, 0), (640, 0), (0, 80), (512, 80), (640, 80)]
         );
+        // Then the full-frame pass: the whole frame letterboxed to 640×360.
+        assert_eq!(plan.views().len(), 7);
+        let whole = plan.views()[6];
+        assert!(whole.tile().is_whole(plan.frame()));
+        assert_eq!(whole.letterbox().resized(), size(640, 360));
+        // Without tile merging (or without the pass), the tiles alone, as the original.
+        for off in [
+            json!({"tile_merge": false}),
+            json!({"tile_full_frame_pass": "off"}),
+        ] {
+            let s = RecognitionSettings::from_json(&off).unwrap();
+            let plan = plan_views(size(1280, 720), size(640, 640), &s, ViewRules::default());
+            assert_eq!(plan.views().len(), 6, "{off}");
+            assert!(!plan.has_full_frame_pass());
+        }
     }
 
     #[test]
@@ -244,21 +286,27 @@ mod tests {
         );
         assert!(plan.is_tiled());
         assert!((plan.gsd() - 0.071_577).abs() < 1e-6);
-        assert_eq!(plan.views().len(), 77);
+        assert_eq!(plan.tiles().len(), 77);
+        // The full-frame pass is the 78th view: the whole frame, letterboxed.
+        assert_eq!(plan.views().len(), 78);
+        assert!(plan.has_full_frame_pass());
+        let whole = plan.views()[77];
+        assert!(whole.tile().is_whole(plan.frame()));
+        assert_eq!(whole.letterbox().resized(), size(640, 427));
         let xs: Vec<u32> = plan.views()[..11].iter().map(|v| v.tile().x()).collect();
         assert_eq!(
             xs,
             [0, 512, 1024, 1536, 2048, 2560, 3072, 3584, 4096, 4608, 4832]
         );
         let ys: Vec<u32> = plan
-            .views()
+            .tiles()
             .iter()
             .step_by(11)
             .map(|v| v.tile().y())
             .collect();
         assert_eq!(ys, [0, 512, 1024, 1536, 2048, 2560, 3008]);
         assert!(
-            plan.views()
+            plan.tiles()
                 .iter()
                 .all(|v| v.tile().width() == 640 && v.tile().height() == 640)
         );
@@ -284,7 +332,7 @@ mod tests {
         );
         assert!(plan.is_tiled());
         assert!(
-            plan.views()
+            plan.tiles()
                 .iter()
                 .all(|v| v.tile().height() == 300 && v.tile().y() == 0)
         );
@@ -297,7 +345,10 @@ mod tests {
             let s = RecognitionSettings::from_json(
                 &json!({"big_image_tile_overlap_percent": overlap, "altitude": alt})).unwrap();
             let plan = plan_views(size(w, h), size(m, m), &s, ViewRules::default());
-            let tiles: Vec<Tile> = plan.views().iter().map(|v| *v.tile()).collect();
+            let tiles: Vec<Tile> = plan.tiles().iter().map(|v| *v.tile()).collect();
+            // The full-frame pass comes with every grid of more than one tile.
+            prop_assert_eq!(plan.has_full_frame_pass(), tiles.len() > 1);
+            prop_assert_eq!(plan.views().len(), tiles.len() + usize::from(tiles.len() > 1));
             for t in &tiles {
                 prop_assert!(t.x() + t.width() <= w && t.y() + t.height() <= h);
             }

@@ -93,6 +93,26 @@ impl NormBox {
         if union > 0.0 { inter / union } else { 0.0 }
     }
 
+    /// The smallest box holding both.
+    pub fn union(&self, other: &NormBox) -> NormBox {
+        let (ax1, ay1, ax2, ay2) = self.corners();
+        let (bx1, by1, bx2, by2) = other.corners();
+        NormBox::from_corners(ax1.min(bx1), ay1.min(by1), ax2.max(bx2), ay2.max(by2))
+    }
+
+    /// Normalised corners → box, clamped into 0..1. Corners recomputed from centre ±
+    /// half size may stray past 0..1 by a rounding error; clamping keeps the box valid.
+    pub fn from_corners(x1: f64, y1: f64, x2: f64, y2: f64) -> NormBox {
+        let (x1, y1) = (x1.clamp(0.0, 1.0), y1.clamp(0.0, 1.0));
+        let (x2, y2) = (x2.max(x1).min(1.0), y2.max(y1).min(1.0));
+        NormBox {
+            cx: ((x1 + x2) / 2.0).clamp(0.0, 1.0),
+            cy: ((y1 + y2) / 2.0).clamp(0.0, 1.0),
+            w: (x2 - x1).clamp(0.0, 1.0),
+            h: (y2 - y1).clamp(0.0, 1.0),
+        }
+    }
+
     /// Intersection ÷ the smaller area (0 when an area is 0); the ratio is
     /// scale-free, so normalised units give the pixel answer.
     pub fn containment_ratio(&self, other: &NormBox) -> f64 {
@@ -111,6 +131,24 @@ mod tests {
 
     fn frame() -> Size {
         Size::new(200, 100).unwrap()
+    }
+
+    #[test]
+    fn union_holds_both() {
+        let a = NormBox::from_pixel_corners(10.0, 20.0, 50.0, 60.0, frame()).unwrap();
+        let b = NormBox::from_pixel_corners(40.0, 10.0, 200.0, 30.0, frame()).unwrap();
+        let u = a.union(&b);
+        let expected = NormBox::from_pixel_corners(10.0, 10.0, 200.0, 60.0, frame()).unwrap();
+        for (got, want) in [
+            (u.cx(), expected.cx()),
+            (u.cy(), expected.cy()),
+            (u.w(), expected.w()),
+            (u.h(), expected.h()),
+        ] {
+            assert!((got - want).abs() < 1e-12, "{u:?} vs {expected:?}");
+        }
+        let same = a.union(&a);
+        assert!((same.cx() - a.cx()).abs() < 1e-12 && (same.h() - a.h()).abs() < 1e-12);
     }
 
     #[test]
