@@ -387,10 +387,71 @@ def main() -> int:
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(out_dir / "manifest.json")
     print(f"make_fixtures: wrote {len(specs)} models and manifest.json to {out_dir}")
+    write_brightbox(out_dir)
     write_classes_of(args.assets / "models" / "yolov8n_320.onnx")
     write_resize_references(args.assets)
     write_decode_references(args.assets)
     return 0
+
+
+def write_brightbox(out_dir: Path) -> None:
+    """``brightbox_64.onnx``: a detector whose boxes are exactly where the pixels are, for
+    the tiling and merging tests (docs/pipeline.md §5.2). Input ``[B, 3, 64, 64]``;
+    end-to-end output ``[B, 3, 6]``: row ``c`` is the bounding box of the pixels whose
+    channel ``c`` is above 0.5 (values 0..1, so above 127.5 of 255), in input pixels
+    (``x1 = first column``, ``x2 = last column + 1``), confidence 0.75 when there is
+    one, else 0, class 0. So a pure red, green or blue rectangle on black is one object
+    each (letterbox padding, 114, is below the bar), whatever the tiles cut of it."""
+    side = 64
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, side, side])
+    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 3, 6])
+    inits = [
+        numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+        numpy_helper.from_array(np.array(0.75, dtype=np.float32), "conf"),
+    ]
+    nodes = [
+        helper.make_node("Greater", ["images", "half"], ["bright_bool"]),
+        helper.make_node("Cast", ["bright_bool"], ["bright"], to=TensorProto.FLOAT),  # [B,3,H,W]
+        # Which columns (x) and rows (y) hold a bright pixel, per channel.
+        helper.make_node("ReduceMax", ["bright"], ["cols"], axes=[2], keepdims=0),  # [B,3,W]
+        helper.make_node("ReduceMax", ["bright"], ["rows"], axes=[3], keepdims=0),  # [B,3,H]
+        helper.make_node("ReduceMax", ["cols"], ["present"], axes=[2], keepdims=1),  # [B,3,1]
+    ]
+    for name, profile in (("x", "cols"), ("y", "rows")):
+        nodes += [
+            helper.make_node("ArgMax", [profile], [f"{name}1_i"], axis=2, keepdims=1),
+            helper.make_node("ArgMax", [profile], [f"{name}2_i"], axis=2, keepdims=1, select_last_index=1),
+            helper.make_node("Cast", [f"{name}1_i"], [f"{name}1"], to=TensorProto.FLOAT),
+            helper.make_node("Cast", [f"{name}2_i"], [f"{name}2_last"], to=TensorProto.FLOAT),
+            helper.make_node("Add", [f"{name}2_last", "one"], [f"{name}2"]),
+        ]
+    nodes += [
+        helper.make_node("Mul", ["present", "conf"], ["score"]),
+        helper.make_node("Sub", ["present", "present"], ["class"]),
+        helper.make_node("Concat", ["x1", "y1", "x2", "y2", "score", "class"], ["output0"], axis=2),
+    ]
+    graph = helper.make_graph(nodes, "brightbox_64", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                              producer_name="detections-make_fixtures")
+    helper.set_model_props(model, {"end2end": "True", "names": NAMES2, "imgsz": f"[{side}, {side}]"})
+    onnx.checker.check_model(model, full_check=True)
+    path = out_dir / "brightbox_64.onnx"
+    onnx.save(model, str(path))
+    # Check: a red 10..30 x 5..20 block and a blue one touching the right edge.
+    import onnxruntime as ort
+
+    img = np.zeros((2, 3, side, side), dtype=np.float32)
+    img[0, 0, 5:20, 10:30] = 1.0
+    img[0, 2, 40:64, 50:64] = 0.9
+    img[1] = 114 / 255
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = sess.run(None, {"images": img})
+    found = [out[0][0].tolist(), out[0][2].tolist()]
+    want = [[10, 5, 30, 20, 0.75, 0], [50, 40, 64, 64, 0.75, 0]]
+    if out.shape != (2, 3, 6) or found != want or out[0][1][4] != 0 or out[1][:, 4].any():
+        raise SystemExit(f"brightbox_64.onnx: unexpected output {out.tolist()}")
+    print(f"make_fixtures: wrote {path.name} (checked)")
 
 
 def write_decode_references(assets: Path) -> None:

@@ -18,6 +18,13 @@ photos that ``cargo xtask fetch`` extracted into ``<assets>/photos``:
                            tiling (the resize itself is what the parity test checks).
 * ``bus_353x470.jpg``, ``zidane_470x264.png``, ``astronaut_460.png``,
   ``camera_460.jpg``: shrunk into a 320 input without tiling.
+* ``seams_2400x1600.jpg``  seven people cut out of bus.jpg (the boxes the 640 model gives
+                           them) pasted on gravel.png tiled to 2400x1600, JPEG q92, with
+                           ``seams_2400x1600.json``: each person's box and where it lies
+                           against the 640 model's tile grid (x 0/512/1024/1536/1760,
+                           y 0/512/960, tiles 640): two inside a tile, two across
+                           horizontal seams, two across vertical ones (one of them 1.5x),
+                           one across a corner (the tiles-without-seams test).
 * ``bus_exif6.jpg``, ``bus_exif6.png``: bus.jpg stored sideways (turned 90 degrees
                            counter-clockwise) with EXIF ``Orientation`` 6 ("turn 90
                            degrees clockwise to show"), as phones store photos: a
@@ -29,6 +36,7 @@ Prints one line per file written (name, size, bytes).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -106,7 +114,41 @@ def main() -> int:
     for name in ("bus.jpg", "zidane.jpg", "zidane_4480.jpg"):
         decoded = Image.open(photos / name).convert("RGB")
         save_png(decoded, photos / name.replace(".jpg", ".png"))
+    make_seams(photos, bus)
     return 0
+
+
+# The three people of bus.jpg, as the 640 model boxes them (x1, y1, x2, y2).
+BUS_PEOPLE = ((217, 394, 349, 889), (34, 385, 218, 910), (687, 346, 810, 881))
+# (person, scale, x, y, where): where the person lies against the tile grid.
+SEAM_PLACES = (
+    (0, 1.0, 150, 8, "inside"),
+    (0, 1.0, 1250, 8, "inside"),
+    (2, 1.0, 200, 420, "horizontal"),
+    (0, 1.0, 1700, 900, "horizontal"),
+    (1, 1.0, 490, 20, "vertical"),
+    (0, 1.5, 1450, 700, "vertical"),
+    (0, 1.0, 1090, 500, "corner"),
+)
+
+
+def make_seams(photos: Path, bus: Image.Image) -> None:
+    gravel = Image.open(photos / "gravel.png").convert("RGB")
+    canvas = Image.new("RGB", (2400, 1600))
+    for y in range(0, canvas.height, gravel.height):
+        for x in range(0, canvas.width, gravel.width):
+            canvas.paste(gravel, (x, y))
+    objects = []
+    for person, scale, x, y, where in SEAM_PLACES:
+        crop = bus.crop(BUS_PEOPLE[person])
+        if scale != 1.0:
+            crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.BICUBIC)
+        canvas.paste(crop, (x, y))
+        objects.append({"where": where, "box": [x, y, x + crop.width, y + crop.height]})
+    save(canvas, photos / "seams_2400x1600.jpg", 92)
+    tmp = photos / "seams_2400x1600.json.tmp"
+    tmp.write_text(json.dumps({"objects": objects}, indent=1) + "\n")
+    tmp.replace(photos / "seams_2400x1600.json")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ const PHOTOS: &[(&Wheel, &[Extract])] = &[
             ("skimage/data/astronaut.png", "assets/photos/astronaut.png"),
             ("skimage/data/camera.png", "assets/photos/camera.png"),
             ("skimage/data/coffee.png", "assets/photos/coffee.png"),
+            ("skimage/data/gravel.png", "assets/photos/gravel.png"),
         ],
     ),
 ];
@@ -128,6 +129,7 @@ pub fn fetch(root: &Path, runtime_only: bool) -> Result<()> {
                     "assets/models/yolov8n_320.classes.json",
                     "assets/fixtures/resize/manifest.json",
                     "assets/fixtures/decode/manifest.json",
+                    "assets/fixtures/brightbox_64.onnx",
                 ][..],
             ),
             (
@@ -137,6 +139,8 @@ pub fn fetch(root: &Path, runtime_only: bool) -> Result<()> {
                     "assets/photos/bus_1920x1080.jpg",
                     "assets/photos/street_1280x720.jpg",
                     "assets/photos/big_5472x3648.jpg",
+                    "assets/photos/seams_2400x1600.jpg",
+                    "assets/photos/seams_2400x1600.json",
                 ][..],
             ),
         ] {
