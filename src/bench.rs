@@ -42,6 +42,9 @@ pub struct FileBench {
     pub engine_p50_ms: f64,
     pub full_p50_ms: f64,
     pub detections: usize,
+    /// The `--settings` this line was measured with, when any was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 /// Mean and median of one stage.
@@ -144,13 +147,17 @@ pub fn bench_file(
         engine_p50_ms: infer.p50,
         full_p50_ms: whole.p50,
         detections,
+        settings: None,
     })
 }
 
-/// Ensures the engine, then benchmarks every file: one JSON line per file on `out`, one
-/// reason per failure (naming the file) on `err`. Returns how many files failed.
+/// Ensures the engine, then benchmarks every file under each of `settings` (named by
+/// their JSON text; none: the defaults, unnamed): one JSON line per file and settings on
+/// `out`, one reason per failure (naming the file) on `err`. Returns how many failed.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     files: &[PathBuf],
+    settings: &[(String, RecognitionSettings)],
     runs: usize,
     threads: usize,
     engines: &Arc<EngineManager>,
@@ -165,13 +172,25 @@ pub async fn run(
             return files.len();
         }
     };
-    let settings = RecognitionSettings::default();
+    let defaults = [(String::new(), RecognitionSettings::default())];
+    let settings = if settings.is_empty() {
+        &defaults[..]
+    } else {
+        settings
+    };
     let mut failed = 0;
-    for file in files {
+    for (file, (name, settings)) in files
+        .iter()
+        .flat_map(|f| settings.iter().map(move |s| (f, s)))
+    {
         let (engine, detector) = (Arc::clone(&engine), Arc::clone(detector));
         let (path, settings) = (file.clone(), settings.clone());
+        let name = (!name.is_empty()).then(|| name.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            bench_file(&path, runs, threads, &engine, &detector, &settings)
+            bench_file(&path, runs, threads, &engine, &detector, &settings).map(|line| FileBench {
+                settings: name,
+                ..line
+            })
         })
         .await
         .unwrap_or_else(|e| Err(format!("aborted: {e}")));

@@ -66,4 +66,8 @@ pub struct BenchArgs {
     /// ONNX Runtime intra-op threads (overrides `[engine] intra_threads`).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Recognition settings as a JSON object (spec A6 keys); repeat it to time every file
+    /// under each, side by side (each line then names its settings).
+    #[arg(long, value_name = "JSON")]
+    pub settings: Vec<String>,
 }

@@ -529,8 +529,21 @@ async fn detect(args: DetectArgs, parts: Parts) -> ExitCode {
 }
 
 async fn bench_frames(args: BenchArgs, threads: usize, parts: Parts) -> ExitCode {
+    let mut settings = Vec::new();
+    for json in &args.settings {
+        match SettingsPatch::from_json_str(json) {
+            Ok(patch) => {
+                settings.push((json.clone(), RecognitionSettings::default().merged(&patch)))
+            }
+            Err(e) => {
+                eprintln!("--settings: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let failed = bench::run(
         &args.files,
+        &settings,
         args.runs,
         threads,
         &parts.engines,

@@ -12,7 +12,6 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{Service, assets, ffmpeg, fixture_entry, media_config, scratch};
-use reqwest::blocking::multipart;
 use serde_json::{Value, json};
 
 const MODEL: &str = "e2e_batch1_only.onnx";
@@ -77,19 +76,7 @@ fn video(dir: &Path) -> Vec<u8> {
 
 /// `POST /detect` with settings that let one request batch its views (four frames).
 fn detect(service: &Service, bytes: Vec<u8>, name: &str) -> (u16, Value) {
-    let form = multipart::Form::new()
-        .part(
-            "file",
-            multipart::Part::bytes(bytes).file_name(name.to_owned()),
-        )
-        .text("config", json!({"model_batch_size": 4}).to_string());
-    let response = service
-        .client
-        .post(service.url("/detect"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    (response.status().as_u16(), response.json().unwrap())
+    service.detect(bytes, name, Some(json!({"model_batch_size": 4})))
 }
 
 /// The fixture's kept rows (manifest), normalised to the 640×640 frame: `cx, cy, w, h,

@@ -7,7 +7,6 @@ mod common;
 use std::sync::{Arc, Barrier};
 
 use common::{Service, assets, media_config, scratch};
-use reqwest::blocking::multipart;
 use serde_json::Value;
 
 const REQUESTS: usize = 8;
@@ -17,21 +16,7 @@ fn photo() -> Vec<u8> {
 }
 
 fn detect(service: &Service, bytes: Vec<u8>) -> (u16, Value) {
-    let form = multipart::Form::new().part(
-        "file",
-        multipart::Part::bytes(bytes)
-            .file_name("coffee.png")
-            .mime_str("image/png")
-            .unwrap(),
-    );
-    let response = service
-        .client
-        .post(service.url("/detect"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().unwrap())
+    service.detect(bytes, "coffee.png", None)
 }
 
 /// `name value` of a metric line without labels.

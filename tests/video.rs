@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::sse::Subscription;
 use common::*;
-use reqwest::blocking::{Body, multipart};
+use reqwest::blocking::Body;
 use serde_json::Value;
 use standin::StandIn;
 
@@ -54,29 +54,13 @@ fn static_clip(dir: &Path, frames: u32) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-impl Service {
-    fn detect(&self, bytes: Vec<u8>, name: &str) -> (u16, Value) {
-        let form = multipart::Form::new().part(
-            "file",
-            multipart::Part::bytes(bytes).file_name(name.to_string()),
-        );
-        let response = self
-            .client
-            .post(format!("{}/detect", self.base))
-            .multipart(form)
-            .send()
-            .unwrap();
-        (response.status().as_u16(), response.json().unwrap())
-    }
-}
-
 #[test]
 fn a_static_video_in_post_detect_answers_one_annotation_and_bad_videos_are_400() {
     let annotations = stand_in();
     let (service, dir) = start("video-sync", &annotations);
     let clip = static_clip(&dir, 150);
     let events = Subscription::open(&format!("{}/detect/stream", service.base));
-    let (status, body) = service.detect(clip.clone(), "scene.mp4");
+    let (status, body) = service.detect(clip.clone(), "scene.mp4", None);
     assert_eq!(status, 200, "{body}");
     let detections = body.as_array().unwrap();
     assert!(!detections.is_empty(), "the fixture model finds boxes");
@@ -94,11 +78,11 @@ fn a_static_video_in_post_detect_answers_one_annotation_and_bad_videos_are_400()
         (Some("AIProcessed"), Some(100))
     );
 
-    assert_eq!(service.detect(Vec::new(), "empty.mp4").0, 400);
+    assert_eq!(service.detect(Vec::new(), "empty.mp4", None).0, 400);
     let garbage: Vec<u8> = (0..40_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
-    let (status, body) = service.detect(garbage, "random.mp4");
+    let (status, body) = service.detect(garbage, "random.mp4", None);
     assert_eq!(status, 400, "{body}");
     // Still serving.
     assert_eq!(

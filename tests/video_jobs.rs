@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::sse::Subscription;
 use common::*;
-use reqwest::blocking::multipart;
 use serde_json::{Value, json};
 use standin::StandIn;
 
@@ -77,23 +76,6 @@ impl Service {
             .unwrap()
             .json()
             .unwrap()
-    }
-
-    /// Synchronous `POST /detect` of a video with `config`.
-    fn detect(&self, bytes: Vec<u8>, name: &str, config: Value) -> (u16, Value) {
-        let form = multipart::Form::new()
-            .part(
-                "file",
-                multipart::Part::bytes(bytes).file_name(name.to_string()),
-            )
-            .text("config", config.to_string());
-        let response = self
-            .client
-            .post(self.url("/detect"))
-            .multipart(form)
-            .send()
-            .unwrap();
-        (response.status().as_u16(), response.json().unwrap())
     }
 
     fn healthy(&self) -> bool {
@@ -383,7 +365,7 @@ fn an_unknown_codec_is_refused_with_its_reason_and_the_service_keeps_serving() {
     let mut bogus = content.clone();
     bogus[at..at + 15].copy_from_slice(b"V_XXXXX/BOGUS/Q");
 
-    let (status, body) = service.detect(bogus.clone(), "bogus.mkv", json!({}));
+    let (status, body) = service.detect(bogus.clone(), "bogus.mkv", Some(json!({})));
     assert_eq!(status, 400, "{body}");
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains("not a decodable video"), "{detail}");
@@ -410,7 +392,7 @@ fn an_unknown_codec_is_refused_with_its_reason_and_the_service_keeps_serving() {
 
     // Still serving: the untouched file is detected.
     assert!(service.healthy());
-    let (status, body) = service.detect(content, "good.mkv", json!({}));
+    let (status, body) = service.detect(content, "good.mkv", Some(json!({})));
     assert_eq!(status, 200, "{body}");
     assert!(!body.as_array().unwrap().is_empty());
 }
@@ -462,7 +444,7 @@ fn a_truncated_video_processes_its_decodable_frames_and_says_where_it_stopped() 
     assert!((10..90).contains(&last), "{seen:?}");
 
     // Synchronously: 200 with what was found before the cut.
-    let (status, body) = service.detect(half, "half.mp4", json!({}));
+    let (status, body) = service.detect(half, "half.mp4", Some(json!({})));
     assert_eq!(status, 200, "{body}");
     assert!(!body.as_array().unwrap().is_empty());
 }
@@ -477,7 +459,7 @@ fn three_hundred_frames_at_period_four_infer_exactly_seventy_five() {
     let (status, body) = service.detect(
         std::fs::read(&path).unwrap(),
         "300.mp4",
-        json!({"frame_period_recognition": 4}),
+        Some(json!({"frame_period_recognition": 4})),
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(

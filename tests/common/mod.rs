@@ -199,6 +199,29 @@ impl Service {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// `POST /detect` of `bytes` named `name`, with `settings` as the `config` part when
+    /// given: the status and the JSON answer (null when the body is not JSON).
+    pub fn detect(
+        &self,
+        bytes: Vec<u8>,
+        name: &str,
+        settings: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        use reqwest::blocking::multipart::{Form, Part};
+        let mut form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
+        if let Some(settings) = settings {
+            form = form.text("config", settings.to_string());
+        }
+        let response = self
+            .client
+            .post(self.url("/detect"))
+            .multipart(form)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(serde_json::Value::Null))
+    }
 }
 
 /// A configuration on `model` from `models`, with media folders and the spool under
