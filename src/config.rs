@@ -98,6 +98,22 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// How long shutdown may take before the process exits regardless.
     pub shutdown_grace_secs: u64,
+    /// Memory for all request bodies in flight together; a body that does not fit is
+    /// answered 503 with Retry-After at once. Unset: a quarter of the machine's memory,
+    /// at most 2 GiB (ARCHITECTURE.md "Memory plan").
+    pub body_memory_budget_bytes: Option<u64>,
+    /// The most one `POST /detect` body holds in memory; a larger one, or a video, is
+    /// written to a staged file as it arrives.
+    pub in_memory_body_max_bytes: u64,
+}
+
+impl ServerConfig {
+    /// The body memory budget: configured, else a quarter of `machine_memory` (when
+    /// known, else 4 GiB) capped at 2 GiB.
+    pub fn body_memory_budget(&self, machine_memory: Option<u64>) -> u64 {
+        self.body_memory_budget_bytes
+            .unwrap_or_else(|| (machine_memory.unwrap_or(4 << 30) / 4).min(2 << 30))
+    }
 }
 
 impl Default for ServerConfig {
@@ -107,6 +123,8 @@ impl Default for ServerConfig {
             max_body_bytes: 512 * 1024 * 1024,
             request_timeout_secs: 600,
             shutdown_grace_secs: 25,
+            body_memory_budget_bytes: None,
+            in_memory_body_max_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -31,7 +31,9 @@ use detections::service::{Admission, Application, Collaborators, Limits};
 use detections::{bench, detect_files, logging};
 use domain::classes::ClassTable;
 use domain::settings::{RecognitionSettings, SettingsPatch};
-use ports::{AnnotationSink, EngineFactory, GpuProbe, MediaCatalog, ModelSource, Precision};
+use ports::{
+    AnnotationSink, EngineFactory, GpuProbe, MediaCatalog, MemoryBudget, ModelSource, Precision,
+};
 
 /// Exit code for a configuration or set-up problem a person must fix.
 const EXIT_CONFIG: u8 = 2;
@@ -333,7 +335,17 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
     if config.model.start_at_boot {
         parts.engines.start_if_allowed();
     }
-    let application = match application(&config, parts) {
+    let budget = config.server.body_memory_budget(machine_memory());
+    tracing::info!(
+        body_memory_budget_mib = budget >> 20,
+        in_memory_body_max_mib = config.server.in_memory_body_max_bytes >> 20,
+        "memory for request bodies"
+    );
+    let memory = MemoryBudget::new(
+        usize::try_from(budget).unwrap_or(usize::MAX),
+        usize::try_from(config.server.in_memory_body_max_bytes).unwrap_or(usize::MAX),
+    );
+    let application = match application(&config, parts, Arc::clone(&memory)) {
         Ok(application) => Arc::new(application),
         Err(e) => return fail(e),
     };
@@ -354,6 +366,7 @@ async fn serve(config: Config, parts: Parts) -> ExitCode {
         "listening"
     );
     let http = HttpConfig {
+        budget: memory,
         max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         sse_keep_alive: Duration::from_secs(config.events.keep_alive_secs.max(1)),
@@ -415,7 +428,11 @@ fn video_decoder(config: &VideoConfig) -> Arc<dyn ports::VideoDecoder> {
 }
 
 /// The application over the configured event, media and annotation adapters.
-fn application(config: &Config, parts: Parts) -> Result<Application, String> {
+fn application(
+    config: &Config,
+    parts: Parts,
+    memory: Arc<MemoryBudget>,
+) -> Result<Application, String> {
     let media = &config.media;
     let (sink, catalog): (Arc<dyn AnnotationSink>, Arc<dyn MediaCatalog>) =
         match &config.annotations {
@@ -473,6 +490,7 @@ fn application(config: &Config, parts: Parts) -> Result<Application, String> {
             catalog,
             store: Arc::new(FolderMediaStore::new(&media.images_dir, &media.videos_dir)),
             video: video_decoder(&config.video),
+            memory,
         },
         Limits {
             admission: Admission {
@@ -553,6 +571,14 @@ async fn bench_frames(args: BenchArgs, threads: usize, parts: Parts) -> ExitCode
     )
     .await;
     exit_for(failed)
+}
+
+/// MemTotal of /proc/meminfo, in bytes (None where there is none).
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Non-zero when any file failed.

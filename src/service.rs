@@ -4,6 +4,7 @@
 mod job;
 mod lifecycle;
 mod photo;
+mod staging;
 mod upload;
 mod video;
 
@@ -20,7 +21,7 @@ use domain::settings::RecognitionSettings;
 use ports::{
     AnnotationSink, DetectError, DetectRequest, DetectionDto, DetectionService, EventPublisher,
     EventSubscription, Health, JobView, MediaCatalog, MediaEventStatus, MediaJobRequest,
-    MediaRecord, MediaStore, RgbFrame, StreamEvent, SubscribeRequest,
+    MediaRecord, MediaStore, RgbFrame, StreamEvent, SubscribeRequest, UploadContent, UploadSink,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,8 @@ pub struct Collaborators {
     pub catalog: Arc<dyn MediaCatalog>,
     pub store: Arc<dyn MediaStore>,
     pub video: Arc<dyn ports::VideoDecoder>,
+    /// Memory for what requests hold in flight; videos reserve their frames here.
+    pub memory: Arc<ports::MemoryBudget>,
 }
 
 /// Limits of the application.
@@ -211,28 +214,41 @@ impl Application {
         detect_photo(&self.parts, content, settings).await
     }
 
-    /// Stores an upload and starts its status trail (spec A8).
+    /// Stores an upload (writes it, or moves its staged file) and starts its status
+    /// trail (spec A8).
     async fn begin_upload(
         &self,
         id: &MediaId,
-        request: &DetectRequest,
+        upload: &Upload,
+        content: &UploadContent,
         credentials: &domain::auth::Credentials,
         kind: MediaKind,
     ) -> Result<(StatusTrail, domain::auth::BearerToken, std::path::PathBuf), DetectError> {
         let token = lifecycle::fresh_token(self.parts.catalog.as_ref(), credentials).await;
         let store = Arc::clone(&self.parts.store);
-        let extension = stored_extension(request.file_name.as_deref(), kind);
-        let content = request.content.clone();
+        let extension = stored_extension(upload.file_name.as_deref(), kind);
         let stored_id = id.clone();
-        let path = tokio::task::spawn_blocking(move || {
-            store.store(&stored_id, kind, &extension, &content)
-        })
-        .await
+        let path = match content {
+            UploadContent::Memory(bytes) => {
+                let content = bytes.clone();
+                tokio::task::spawn_blocking(move || {
+                    store.store(&stored_id, kind, &extension, &content)
+                })
+                .await
+            }
+            UploadContent::Staged(staged) => {
+                let from = staged.path.clone();
+                tokio::task::spawn_blocking(move || {
+                    store.adopt(&from, &stored_id, kind, &extension)
+                })
+                .await
+            }
+        }
         .map_err(|e| DetectError::Internal(format!("storing the upload aborted: {e}")))?
         .map_err(|e| DetectError::Internal(e.to_string()))?;
         let record = MediaRecord {
             id: id.clone(),
-            name: request.file_name.clone().unwrap_or_else(|| {
+            name: upload.file_name.clone().unwrap_or_else(|| {
                 path.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
@@ -252,21 +268,89 @@ impl Application {
         Ok((trail, token, path))
     }
 
-    /// A video in a synchronous `POST /detect`: all accepted detections, in order.
-    async fn detect_video(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError> {
-        let settings = RecognitionSettings::default().merged(&request.settings);
-        let _permit = self.admit(MediaKind::Video).await?;
-        let id = MediaId::of_content(&request.content);
-        let lifecycle = match &request.credentials {
+    /// A photo in a synchronous `POST /detect`. A staged one (above the in-memory limit)
+    /// is read only once it has a detection slot.
+    async fn detect_image(
+        &self,
+        upload: Upload,
+        content: UploadContent,
+    ) -> Result<Vec<DetectionDto>, DetectError> {
+        let settings = RecognitionSettings::default().merged(&upload.settings);
+        let permit = self.admit(MediaKind::Image).await?;
+        let bytes = match &content {
+            UploadContent::Memory(bytes) => bytes.clone(),
+            UploadContent::Staged(staged) => {
+                tokio::fs::read(&staged.path)
+                    .await
+                    .map(Bytes::from)
+                    .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))?
+            }
+        };
+        let id = MediaId::of_content(&bytes);
+        let lifecycle = match &upload.credentials {
             Some(credentials) => Some(
-                self.begin_upload(&id, &request, credentials, MediaKind::Video)
+                self.begin_upload(&id, &upload, &content, credentials, MediaKind::Image)
                     .await?,
             ),
             None => None,
         };
-        let source = match &lifecycle {
-            Some((_, _, path)) => ports::VideoSource::Path(path.clone()),
-            None => ports::VideoSource::Memory(request.content.clone()),
+        let outcome = self.detect_photo(bytes, settings).await;
+        // The detection slot is free while the annotation is journaled (a disk write):
+        // a slow disk delays this answer, not the next photo's detection.
+        drop(permit);
+        match &outcome {
+            Ok((frame, dtos)) => {
+                if !dtos.is_empty() {
+                    self.publish(&id, MediaEventStatus::AiProcessing, dtos.clone(), None);
+                    if let Some((_, token, _)) = &lifecycle {
+                        lifecycle::deliver_annotation(
+                            self.parts.sink.as_ref(),
+                            &self.parts.detector,
+                            &id,
+                            "00:00:00".into(),
+                            Arc::clone(frame),
+                            dtos.clone(),
+                            Some(token.header().to_string()),
+                            None,
+                        )
+                        .await;
+                    }
+                }
+                self.publish(&id, MediaEventStatus::AiProcessed, vec![], None);
+                if let Some((trail, _, _)) = &lifecycle {
+                    trail.report(MediaStatus::AiProcessed);
+                }
+            }
+            Err(e) => {
+                self.publish(&id, MediaEventStatus::Error, vec![], Some(e.to_string()));
+                if let Some((trail, _, _)) = &lifecycle {
+                    trail.report(MediaStatus::Error);
+                }
+            }
+        }
+        outcome.map(|(_, dtos)| dtos)
+    }
+
+    /// A video in a synchronous `POST /detect`: all accepted detections, in order.
+    async fn detect_video(
+        &self,
+        upload: Upload,
+        content: UploadContent,
+    ) -> Result<Vec<DetectionDto>, DetectError> {
+        let settings = RecognitionSettings::default().merged(&upload.settings);
+        let _permit = self.admit(MediaKind::Video).await?;
+        let id = content_id(&content).await?;
+        let lifecycle = match &upload.credentials {
+            Some(credentials) => Some(
+                self.begin_upload(&id, &upload, &content, credentials, MediaKind::Video)
+                    .await?,
+            ),
+            None => None,
+        };
+        let source = match (&lifecycle, &content) {
+            (Some((_, _, path)), _) => ports::VideoSource::Path(path.clone()),
+            (None, UploadContent::Memory(bytes)) => ports::VideoSource::Memory(bytes.clone()),
+            (None, UploadContent::Staged(staged)) => ports::VideoSource::Path(staged.path.clone()),
         };
         let run = video::VideoRun {
             parts: &self.parts,
@@ -340,57 +424,45 @@ impl DetectionService for Application {
 
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError> {
         self.refuse_when_stopping()?;
-        if request.content.is_empty() {
-            return Err(DetectError::BadInput("the file is empty".into()));
-        }
-        if sniff_kind(&request.content, request.file_name.as_deref()) == Some(MediaKind::Video) {
-            return self.detect_video(request).await;
-        }
-        let settings = RecognitionSettings::default().merged(&request.settings);
-        let permit = self.admit(MediaKind::Image).await?;
-        let id = MediaId::of_content(&request.content);
-        let lifecycle = match &request.credentials {
-            Some(credentials) => Some(
-                self.begin_upload(&id, &request, credentials, MediaKind::Image)
-                    .await?,
-            ),
-            None => None,
+        let DetectRequest {
+            content,
+            file_name,
+            settings,
+            credentials,
+        } = request;
+        let upload = Upload {
+            file_name,
+            settings,
+            credentials,
         };
-        let outcome = self.detect_photo(request.content.clone(), settings).await;
-        // The detection slot is free while the annotation is journaled (a disk write):
-        // a slow disk delays this answer, not the next photo's detection.
-        drop(permit);
-        match &outcome {
-            Ok((frame, dtos)) => {
-                if !dtos.is_empty() {
-                    self.publish(&id, MediaEventStatus::AiProcessing, dtos.clone(), None);
-                    if let Some((_, token, _)) = &lifecycle {
-                        lifecycle::deliver_annotation(
-                            self.parts.sink.as_ref(),
-                            &self.parts.detector,
-                            &id,
-                            "00:00:00".into(),
-                            Arc::clone(frame),
-                            dtos.clone(),
-                            Some(token.header().to_string()),
-                            None,
-                        )
-                        .await;
-                    }
-                }
-                self.publish(&id, MediaEventStatus::AiProcessed, vec![], None);
-                if let Some((trail, _, _)) = &lifecycle {
-                    trail.report(MediaStatus::AiProcessed);
-                }
+        let kind = match &content {
+            UploadContent::Memory(bytes) if bytes.is_empty() => None,
+            UploadContent::Staged(staged) if staged.size == 0 => None,
+            UploadContent::Memory(bytes) => Some(sniff_kind(bytes, upload.file_name.as_deref())),
+            UploadContent::Staged(staged) => {
+                Some(staging::staged_kind(&staged.path, upload.file_name.as_deref()).await)
             }
-            Err(e) => {
-                self.publish(&id, MediaEventStatus::Error, vec![], Some(e.to_string()));
-                if let Some((trail, _, _)) = &lifecycle {
-                    trail.report(MediaStatus::Error);
-                }
-            }
+        };
+        match (kind, &content) {
+            (None, _) => Err(DetectError::BadInput("the file is empty".into())),
+            (Some(Some(MediaKind::Video)), _) => self.detect_video(upload, content).await,
+            // A large body that is no photo by its first bytes is not read back at all.
+            (Some(None), UploadContent::Staged(_)) => Err(DetectError::BadInput(
+                "unsupported or unrecognised image format".into(),
+            )),
+            (Some(_), _) => self.detect_image(upload, content).await,
         }
-        outcome.map(|(_, dtos)| dtos)
+    }
+
+    async fn stage_upload(&self) -> Result<Box<dyn UploadSink>, DetectError> {
+        self.refuse_when_stopping()?;
+        let store = Arc::clone(&self.parts.store);
+        // Staged with the videos (what most large uploads are); a photo moves from there.
+        let path = tokio::task::spawn_blocking(move || store.stage(MediaKind::Video))
+            .await
+            .map_err(|e| DetectError::Internal(e.to_string()))?
+            .map_err(|e| DetectError::Internal(e.to_string()))?;
+        Ok(Box::new(staging::FileSink::create(path).await?))
     }
 
     async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError> {
@@ -430,6 +502,27 @@ impl DetectionService for Application {
 
     fn subscribe(&self, request: SubscribeRequest) -> EventSubscription {
         self.parts.events.subscribe(request)
+    }
+}
+
+/// What came with an upload besides its content.
+struct Upload {
+    file_name: Option<String>,
+    settings: domain::settings::SettingsPatch,
+    credentials: Option<domain::auth::Credentials>,
+}
+
+/// The content id of spec A8: over the bytes, or over the staged file's samples.
+async fn content_id(content: &UploadContent) -> Result<MediaId, DetectError> {
+    match content {
+        UploadContent::Memory(bytes) => Ok(MediaId::of_content(bytes)),
+        UploadContent::Staged(staged) => {
+            let (path, size) = (staged.path.clone(), staged.size);
+            tokio::task::spawn_blocking(move || upload::hash_file(&path, size))
+                .await
+                .map_err(|e| DetectError::Internal(e.to_string()))?
+                .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))
+        }
     }
 }
 

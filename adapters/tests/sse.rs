@@ -36,6 +36,9 @@ impl DetectionService for TestService {
     async fn detect(&self, _request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError> {
         Err(DetectError::BadInput("not in this test".into()))
     }
+    async fn stage_upload(&self) -> Result<Box<dyn ports::UploadSink>, DetectError> {
+        Err(DetectError::BadInput("not in this test".into()))
+    }
     async fn start_media_job(&self, _request: MediaJobRequest) -> Result<MediaId, DetectError> {
         Err(DetectError::BadInput("not in this test".into()))
     }

@@ -17,10 +17,48 @@ pub struct Health {
     pub engine_type: Option<&'static str>,
 }
 
-/// A synchronous detection of one uploaded photo.
-#[derive(Debug, Clone)]
+/// The uploaded file of a `POST /detect`.
+#[derive(Debug)]
+pub enum UploadContent {
+    /// A photo-sized body, held in memory.
+    Memory(Bytes),
+    /// A video, or a body above the in-memory limit, written to a staged file as it
+    /// arrived (see [`DetectionService::stage_upload`]).
+    Staged(StagedUpload),
+}
+
+/// An upload in a staged file; the file goes when this is dropped, unless the
+/// application kept it (moved it to the media folder) before.
+pub struct StagedUpload {
+    pub path: std::path::PathBuf,
+    pub size: u64,
+    /// Removes the file when dropped (the application's, which knows how).
+    pub cleanup: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for StagedUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StagedUpload({}, {} bytes)",
+            self.path.display(),
+            self.size
+        )
+    }
+}
+
+/// Where a large upload is written while it arrives.
+#[async_trait]
+pub trait UploadSink: Send {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), DetectError>;
+    /// Everything written: the staged upload.
+    async fn finish(self: Box<Self>) -> Result<StagedUpload, DetectError>;
+}
+
+/// A synchronous detection of one uploaded photo or video.
+#[derive(Debug)]
 pub struct DetectRequest {
-    pub content: Bytes,
+    pub content: UploadContent,
     /// The uploaded file's name; a hint only, the content decides.
     pub file_name: Option<String>,
     /// Settings from the request, over the defaults.
@@ -121,6 +159,9 @@ pub trait DetectionService: Send + Sync {
     /// classes.json as loaded (for `GET /classes`).
     fn classes(&self) -> std::sync::Arc<domain::classes::ClassTable>;
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError>;
+    /// A staged file for an upload too large to hold in memory (a video, or a body above
+    /// the in-memory limit), to be written as it arrives and then passed to `detect`.
+    async fn stage_upload(&self) -> Result<Box<dyn UploadSink>, DetectError>;
     /// Starts a background detection; answers once it is accepted.
     async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError>;
     /// Detects a video while it uploads; answers once the upload has ended (the media

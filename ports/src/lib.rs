@@ -15,13 +15,14 @@ pub mod events;
 pub mod frame;
 pub mod gpu;
 pub mod media;
+pub mod memory;
 pub mod model_source;
 pub mod video;
 
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
 pub use driving::{
-    DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest, UploadStarted,
-    VideoUpload,
+    DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest, StagedUpload,
+    UploadContent, UploadSink, UploadStarted, VideoUpload,
 };
 pub use engine::{
     BatchSize, Conversion, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor,
@@ -36,6 +37,7 @@ pub use frame::{
 };
 pub use gpu::{GpuInfo, GpuProbe, GpuUnavailable, Precision};
 pub use media::{CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError};
+pub use memory::{MemoryBudget, MemoryLease};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};
 pub use video::{
     ByteStream, DecodeOptions, FrameStream, VideoDecoder, VideoError, VideoFrame, VideoInfo,

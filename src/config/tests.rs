@@ -240,3 +240,19 @@ fn view_rules_come_from_the_engine_and_detection_sections() {
         Ok(())
     });
 }
+
+#[test]
+fn the_body_memory_budget_is_a_quarter_of_the_machine_capped() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let server = load_in(jail, None).unwrap().server;
+        assert_eq!(server.in_memory_body_max_bytes, 32 << 20);
+        assert_eq!(server.body_memory_budget(Some(4 << 30)), 1 << 30);
+        assert_eq!(server.body_memory_budget(Some(64 << 30)), 2 << 30);
+        assert_eq!(server.body_memory_budget(None), 1 << 30);
+        jail.set_env("DETECTIONS_SERVER__BODY_MEMORY_BUDGET_BYTES", "268435456");
+        let server = load_in(jail, None).unwrap().server;
+        assert_eq!(server.body_memory_budget(Some(64 << 30)), 256 << 20);
+        Ok(())
+    });
+}

@@ -76,6 +76,7 @@ fn application_on(
             catalog: Arc::new(world.clone()),
             store: Arc::new(store),
             video: Arc::new(ports::video::MockVideoDecoder::new()),
+            memory: ports::MemoryBudget::new(1 << 30, 32 << 20),
         },
         Limits {
             admission,
@@ -190,7 +191,7 @@ fn credentials() -> Credentials {
 
 fn request(content: &'static [u8]) -> DetectRequest {
     DetectRequest {
-        content: Bytes::from_static(content),
+        content: ports::UploadContent::Memory(Bytes::from_static(content)),
         file_name: Some("x.jpg".into()),
         settings: SettingsPatch::default(),
         credentials: None,

@@ -284,7 +284,7 @@ async fn receive(
 }
 
 /// The content id of spec A8 from the staged file's samples.
-fn hash_file(path: &PathBuf, size: u64) -> std::io::Result<MediaId> {
+pub(super) fn hash_file(path: &Path, size: u64) -> std::io::Result<MediaId> {
     let mut file = std::fs::File::open(path)?;
     let mut samples = Vec::new();
     for (start, end) in sample_ranges(size) {

@@ -94,6 +94,24 @@ pub(crate) struct VideoOutcome {
 }
 
 impl VideoRun<'_> {
+    /// Room in the memory budget for every frame this video can hold at once (waiting in
+    /// the channel, in the batches in flight, the one being read), each the size of
+    /// `first`; a video with no room stops as busy.
+    fn reserve_frames(
+        &self,
+        first: &VideoFrame,
+        batch: usize,
+    ) -> Result<ports::MemoryLease, VideoStop> {
+        let frame_bytes = first.frame.pixels().len();
+        let held = (batch * 2 + 2) + IN_FLIGHT * batch + 1;
+        self.parts
+            .memory
+            .reserve(frame_bytes.saturating_mul(held))
+            .ok_or(VideoStop::Failed(DetectError::Busy {
+                retry_after_secs: 2,
+            }))
+    }
+
     pub async fn run(self, source: VideoSource) -> Result<VideoOutcome, VideoStop> {
         let every_nth = self.settings.frame_period_recognition().max(1);
         let opening = self.parts.video.open(source, DecodeOptions { every_nth });
@@ -129,6 +147,8 @@ impl VideoRun<'_> {
         // Two batches in flight: the next one is with the batcher while this one's
         // results are published, so the engine never waits for the loop.
         let mut in_flight = VecDeque::with_capacity(IN_FLIGHT);
+        // The frames this video holds at most, in the memory budget from its first frame.
+        let mut frames_held: Option<ports::MemoryLease> = None;
         loop {
             if !ended && failure.is_none() && in_flight.len() < IN_FLIGHT {
                 let first = tokio::select! {
@@ -138,7 +158,12 @@ impl VideoRun<'_> {
                 let mut frames = Vec::with_capacity(batch);
                 match first {
                     None => ended = true,
-                    Some(Ok(frame)) => frames.push(frame),
+                    Some(Ok(frame)) => {
+                        if frames_held.is_none() {
+                            frames_held = Some(self.reserve_frames(&frame, batch)?);
+                        }
+                        frames.push(frame);
+                    }
                     Some(Err(e)) => failure = Some(e),
                 }
                 while !ended && failure.is_none() && frames.len() < batch {

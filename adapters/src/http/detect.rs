@@ -3,9 +3,11 @@
 
 use axum::Json;
 use axum::extract::{Multipart, State};
-use bytes::Bytes;
+use bytes::BytesMut;
+use domain::job::MediaKind;
+use domain::media::sniff_kind;
 use domain::settings::SettingsPatch;
-use ports::{DetectRequest, DetectionDto};
+use ports::{DetectRequest, DetectionDto, UploadContent, UploadSink};
 
 use super::AppState;
 use super::error::ApiError;
@@ -33,7 +35,7 @@ pub struct DetectForm {
         (status = 401, description = "Authorization is not `Bearer <token>`", body = super::error::Detail),
         (status = 413, description = "Body over the configured limit", body = super::error::Detail),
         (status = 422, description = "Decoded, but processing failed", body = super::error::Detail),
-        (status = 503, description = "Engine not available, queue full (Retry-After) or shutting down", body = super::error::Detail),
+        (status = 503, description = "Engine not available, queue full or memory budget for bodies taken (both with Retry-After), or shutting down", body = super::error::Detail),
     ))]
 pub async fn detect(
     State(state): State<AppState>,
@@ -41,13 +43,23 @@ pub async fn detect(
     mut multipart: Multipart,
 ) -> Result<Json<Vec<DetectionDto>>, ApiError> {
     let credentials = super::jobs::credentials(&headers)?;
-    let mut file: Option<(Bytes, Option<String>)> = None;
+    // Room for what this body may hold in memory, before a byte of it is read.
+    let Some(lease) = state.budget.admit(declared_length(&headers)) else {
+        discard_in_background(multipart);
+        return Err(super::shed(&state.budget));
+    };
+    // A body declared larger than it may hold goes to a staged file from its first byte.
+    let stage_at_once = declared_length(&headers).is_some_and(|n| n > lease.bytes() as u64);
+    let mut file: Option<(UploadContent, Option<String>)> = None;
     let mut settings = SettingsPatch::default();
-    while let Some(field) = multipart.next_field().await? {
+    while let Some(mut field) = multipart.next_field().await? {
         match field.name() {
             Some("file") => {
                 let name = field.file_name().map(str::to_string);
-                file = Some((field.bytes().await?, name));
+                let content =
+                    receive_file(&state, &mut field, name.as_deref(), &lease, stage_at_once)
+                        .await?;
+                file = Some((content, name));
             }
             Some("config") => {
                 let text = field.text().await?;
@@ -71,5 +83,73 @@ pub async fn detect(
             credentials,
         })
         .await?;
+    drop(lease);
     Ok(Json(detections))
+}
+
+/// The first bytes that tell a video from a photo.
+const SNIFF_BYTES: usize = 16;
+
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The `file` part: in memory while it is a photo within the lease; a video (by its
+/// first bytes) or anything larger goes to a staged file as it arrives.
+async fn receive_file(
+    state: &AppState,
+    field: &mut axum::extract::multipart::Field<'_>,
+    name: Option<&str>,
+    lease: &ports::MemoryLease,
+    stage_at_once: bool,
+) -> Result<UploadContent, ApiError> {
+    let mut staged: Option<Box<dyn UploadSink>> = None;
+    if stage_at_once {
+        staged = Some(state.service.stage_upload().await?);
+    }
+    // Room for all the lease allows: growing by doubling would touch up to twice that.
+    let capacity = if stage_at_once { 0 } else { lease.bytes() };
+    let mut head = BytesMut::with_capacity(capacity);
+    while let Some(chunk) = field.chunk().await? {
+        if let Some(sink) = staged.as_mut() {
+            sink.write(&chunk).await?;
+            continue;
+        }
+        let too_large = head.len() + chunk.len() > lease.bytes();
+        if !too_large {
+            head.extend_from_slice(&chunk);
+        }
+        let video = head.len() >= SNIFF_BYTES && sniff_kind(&head, name) == Some(MediaKind::Video);
+        if video || too_large {
+            let mut sink = state.service.stage_upload().await?;
+            sink.write(&head).await?;
+            if too_large {
+                sink.write(&chunk).await?;
+            }
+            head = BytesMut::new();
+            staged = Some(sink);
+        }
+    }
+    Ok(match staged {
+        Some(sink) => UploadContent::Staged(sink.finish().await?),
+        None => UploadContent::Memory(head.freeze()),
+    })
+}
+
+/// Reads a shed request's body to its end (discarding it) after the answer, so the
+/// client reads a clean 503 instead of a reset connection; gives up after a while.
+fn discard_in_background(mut multipart: Multipart) {
+    tokio::spawn(async move {
+        let drain = async {
+            while let Ok(Some(mut field)) = multipart.next_field().await {
+                while let Ok(Some(_)) = field.chunk().await {}
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
+    });
 }

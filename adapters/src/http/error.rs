@@ -34,6 +34,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, detail)
     }
 
+    /// 503 with `Retry-After`: the request was shed to protect the service.
+    pub fn shed(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            detail: detail.into(),
+            retry_after_secs: Some(retry_after_secs),
+        }
+    }
+
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use ports::DetectionService;
+use ports::{DetectionService, MemoryBudget};
 
 pub use observe::prometheus;
 pub use openapi::ApiDoc;
@@ -28,10 +28,27 @@ pub struct AppState {
     pub sse_keep_alive: Duration,
     /// Largest upload (`POST /detect/video` counts it while it streams).
     pub max_body_bytes: usize,
+    /// Memory for request bodies in flight (shared with the application's videos).
+    pub budget: Arc<MemoryBudget>,
+}
+
+/// Uploads shed by the memory budget.
+pub const SHED_TOTAL: &str = "detections_requests_shed_total";
+
+/// 503 with `Retry-After` for an upload the budget has no room for, counted.
+fn shed(budget: &MemoryBudget) -> error::ApiError {
+    metrics::counter!(SHED_TOTAL).increment(1);
+    error::ApiError::shed(
+        format!(
+            "too many uploads in flight: the {} MiB memory budget for request bodies is taken; retry shortly",
+            budget.limit() >> 20
+        ),
+        2,
+    )
 }
 
 /// Limits and timings of the HTTP surface.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Largest upload; a larger body is refused with 413 while it streams in.
     pub max_body_bytes: usize,
@@ -39,11 +56,15 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Longest silence on `GET /detect/stream` before a `: keep-alive` comment.
     pub sse_keep_alive: Duration,
+    /// Memory for what requests hold in flight (ARCHITECTURE.md "The memory plan"):
+    /// bodies here, video frames in the application.
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
+            budget: MemoryBudget::new(1024 * 1024 * 1024, 32 * 1024 * 1024),
             max_body_bytes: 512 * 1024 * 1024,
             request_timeout: Duration::from_secs(600),
             sse_keep_alive: Duration::from_secs(15),
@@ -53,6 +74,11 @@ impl Default for HttpConfig {
 
 /// The router of the whole API.
 pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router {
+    metrics::describe_counter!(
+        SHED_TOTAL,
+        "Uploads answered 503 at once: no room in the memory budget for request bodies"
+    );
+    metrics::counter!(SHED_TOTAL).increment(0);
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -77,6 +103,7 @@ pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router 
             service,
             sse_keep_alive: config.sse_keep_alive,
             max_body_bytes: config.max_body_bytes,
+            budget: config.budget,
         })
         .layer(axum::middleware::from_fn_with_state(
             observe::RequestTimeout(config.request_timeout),

@@ -24,6 +24,10 @@ pub struct UploadStartedBody {
     upload_id: String,
 }
 
+/// Reserved in the body memory budget by each video upload: the decoder's queue of
+/// chunks (32 of at most a few hundred KiB) and the staged file's write buffer.
+const VIDEO_UPLOAD_HOLDS: usize = 16 * 1024 * 1024;
+
 /// The request body as chunks, refused past the body limit.
 struct BodyChunks {
     stream: BodyDataStream,
@@ -92,6 +96,18 @@ pub async fn upload(
         }
     };
     let credentials = super::jobs::credentials(&headers)?;
+    // What the upload holds in memory on its way to the staged file and the decoder.
+    let Some(lease) = state
+        .budget
+        .reserve(VIDEO_UPLOAD_HOLDS.min(state.budget.in_memory_max()))
+    else {
+        tokio::spawn(async move {
+            let mut chunks = body.into_data_stream();
+            let drain = async { while let Some(Ok(_)) = chunks.next().await {} };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
+        });
+        return Err(super::shed(&state.budget));
+    };
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -115,6 +131,7 @@ pub async fn upload(
             credentials,
         })
         .await?;
+    drop(lease);
     Ok(Json(UploadStartedBody {
         status: "started",
         media_id: started.media_id.to_string(),
