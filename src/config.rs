@@ -436,9 +436,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
+        let figment = figment
             .merge(compatible_env())
-            .merge(Env::prefixed("DETECTIONS_").split("__").ignore(&["config"]))
+            .merge(Env::prefixed("DETECTIONS_").split("__").ignore(&["config"]));
+        with_default_kinds(figment)
             .extract()
             .map_err(|e| ConfigError(describe(e)))
     }
@@ -447,6 +448,26 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// The sections that pick their adapter with a `kind` tag.
+const TAGGED_SECTIONS: [&str; 4] = ["model_source", "engine", "annotations", "video"];
+
+/// A tagged section given without its `kind` keeps the default adapter, so that one key
+/// of the adapter in use (`DETECTIONS_ENGINE__LIBRARY=…`) can be set alone; naming
+/// another adapter still takes its `kind`.
+fn with_default_kinds(mut figment: Figment) -> Figment {
+    let defaults = Figment::from(Serialized::defaults(Config::default()));
+    for section in TAGGED_SECTIONS {
+        let kind = format!("{section}.kind");
+        if figment.find_value(section).is_ok()
+            && figment.find_value(&kind).is_err()
+            && let Ok(default_kind) = defaults.find_value(&kind)
+        {
+            figment = figment.merge(Serialized::default(&kind, default_kind));
+        }
+    }
+    figment
 }
 
 /// The variable names of the original service (spec A12). Setting a service's URL also

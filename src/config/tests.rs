@@ -256,3 +256,33 @@ fn the_body_memory_budget_is_a_quarter_of_the_machine_capped() {
         Ok(())
     });
 }
+
+#[test]
+fn one_key_of_the_adapter_in_use_can_be_set_alone() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("DETECTIONS_ENGINE__LIBRARY", "/opt/ort/libonnxruntime.so");
+        jail.set_env("DETECTIONS_ANNOTATIONS__PATH", "/tmp/out.jsonl");
+        jail.set_env("DETECTIONS_MODEL_SOURCE__DIR", "/models");
+        let config = load_in(jail, None).unwrap();
+        let toml = config.to_toml();
+        assert!(toml.contains("/opt/ort/libonnxruntime.so"), "{toml}");
+        assert!(toml.contains("/tmp/out.jsonl"), "{toml}");
+        assert!(toml.contains("\"/models\""), "{toml}");
+        assert_eq!(config.engine, {
+            let mut expected = Config::default().engine;
+            if let EngineConfig::Onnx { library, .. } = &mut expected {
+                *library = "/opt/ort/libonnxruntime.so".into();
+            }
+            expected
+        });
+        // Naming another adapter still takes it, with its own keys.
+        jail.clear_env();
+        jail.create_file("a.toml", "[annotations]\nkind = \"http\"\n")?;
+        jail.set_env("DETECTIONS_ANNOTATIONS__URL", "http://annotations:8080");
+        let toml = load_in(jail, Some("a.toml")).unwrap().to_toml();
+        assert!(toml.contains("kind = \"http\""), "{toml}");
+        assert!(toml.contains("http://annotations:8080"), "{toml}");
+        Ok(())
+    });
+}
