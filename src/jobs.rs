@@ -136,8 +136,8 @@ fn forget_oldest_finished(jobs: &mut HashMap<MediaId, Entry>) {
 
 fn view(id: &MediaId, state: &JobState) -> JobView {
     JobView {
-        media_id: id.to_string(),
-        status: state.name(),
+        media_id: id.clone(),
+        status: state.status(),
         percent: state.percent().map_or(0, Percent::value),
         error: match state {
             JobState::Failed { reason } => Some(reason.clone()),
@@ -150,6 +150,7 @@ fn view(id: &MediaId, state: &JobState) -> JobView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::job::JobStatus;
 
     fn id(s: &str) -> MediaId {
         MediaId::parse(s).unwrap()
@@ -175,16 +176,16 @@ mod tests {
         let jobs = JobRegistry::default();
         let root = CancellationToken::new();
         jobs.register(&id("a"), &root).unwrap();
-        assert_eq!(jobs.view(&id("a")).unwrap().status, "queued");
+        assert_eq!(jobs.view(&id("a")).unwrap().status, JobStatus::Queued);
         jobs.start(&id("a"));
         jobs.progress(&id("a"), Percent::new(40).unwrap());
         let running = jobs.view(&id("a")).unwrap();
-        assert_eq!((running.status, running.percent), ("running", 40));
+        assert_eq!((running.status, running.percent), (JobStatus::Running, 40));
         jobs.fail(&id("a"), "boom");
         let failed = jobs.view(&id("a")).unwrap();
         assert_eq!(
             (failed.status, failed.error.as_deref()),
-            ("failed", Some("boom"))
+            (JobStatus::Failed, Some("boom"))
         );
         assert!(jobs.view(&id("zzz")).is_none());
     }
@@ -196,10 +197,10 @@ mod tests {
         let token = jobs.register(&id("a"), &root).unwrap();
         jobs.start(&id("a"));
         let view = jobs.cancel(&id("a")).unwrap();
-        assert_eq!(view.status, "cancelled");
+        assert_eq!(view.status, JobStatus::Cancelled);
         assert!(token.is_cancelled());
         jobs.finish(&id("a"));
-        assert_eq!(jobs.view(&id("a")).unwrap().status, "cancelled");
+        assert_eq!(jobs.view(&id("a")).unwrap().status, JobStatus::Cancelled);
         assert_eq!(jobs.unfinished(), 0);
         assert!(jobs.cancel(&id("nope")).is_none());
     }

@@ -37,6 +37,29 @@ impl Percent {
     }
 }
 
+/// Where a detection job is, without its details (what `GET /detect/{media_id}` says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Processed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    /// The wire name (docs/service.md): lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Processed => "processed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// State of a detection job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
@@ -59,14 +82,18 @@ pub enum JobTransitionError {
 }
 
 impl JobState {
-    pub fn name(&self) -> &'static str {
+    pub fn status(&self) -> JobStatus {
         match self {
-            JobState::Queued => "queued",
-            JobState::Running { .. } => "running",
-            JobState::Processed => "processed",
-            JobState::Failed { .. } => "failed",
-            JobState::Cancelled => "cancelled",
+            JobState::Queued => JobStatus::Queued,
+            JobState::Running { .. } => JobStatus::Running,
+            JobState::Processed => JobStatus::Processed,
+            JobState::Failed { .. } => JobStatus::Failed,
+            JobState::Cancelled => JobStatus::Cancelled,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.status().name()
     }
 
     pub fn is_terminal(&self) -> bool {

@@ -106,9 +106,8 @@ pub struct UploadStarted {
 /// A background job as `GET /detect/{media_id}` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobView {
-    pub media_id: String,
-    /// `Queued`, `Running`, `Processed`, `Failed` or `Cancelled`.
-    pub status: &'static str,
+    pub media_id: MediaId,
+    pub status: domain::job::JobStatus,
     pub percent: u8,
     pub error: Option<String>,
 }

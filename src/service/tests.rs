@@ -328,14 +328,14 @@ async fn a_media_job_runs_in_the_background_and_a_second_one_conflicts() {
     assert!(matches!(again, DetectError::Conflict(_)), "{again:?}");
     assert_eq!(
         app.job(&MediaId::parse("m1").unwrap()).unwrap().status,
-        "queued"
+        domain::job::JobStatus::Queued
     );
     drop(slot);
     world.wait_for("status m1 AIProcessed").await;
     world.wait_for("event m1 AiProcessed 0").await;
     assert_eq!(
         app.job(&MediaId::parse("m1").unwrap()).unwrap().status,
-        "processed"
+        domain::job::JobStatus::Processed
     );
     app.start_media_job(job("m1"))
         .await
@@ -356,7 +356,7 @@ async fn an_unknown_media_fails_with_an_error_event_and_status() {
         world.lines()
     );
     let view = app.job(&MediaId::parse("unknown").unwrap()).unwrap();
-    assert_eq!(view.status, "failed");
+    assert_eq!(view.status, domain::job::JobStatus::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +365,7 @@ async fn cancel_and_shutdown_end_jobs_with_an_error_and_refuse_new_work() {
     let slot = Arc::clone(&app.shared.running).try_acquire_owned().unwrap();
     app.start_media_job(job("c1")).await.unwrap();
     let view = app.cancel_job(&MediaId::parse("c1").unwrap()).unwrap();
-    assert_eq!(view.status, "cancelled");
+    assert_eq!(view.status, domain::job::JobStatus::Cancelled);
     world.wait_for("event c1 Error 0 cancelled").await;
     world.wait_for("status c1 Error").await;
     app.start_media_job(job("s1")).await.unwrap();

@@ -34,8 +34,8 @@ pub struct JobBody {
 impl From<JobView> for JobBody {
     fn from(view: JobView) -> Self {
         Self {
-            media_id: view.media_id,
-            status: view.status,
+            media_id: view.media_id.to_string(),
+            status: view.status.name(),
             percent: view.percent,
             error: view.error,
         }
