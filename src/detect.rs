@@ -42,13 +42,15 @@ pub struct FrameDetector {
 }
 
 impl FrameDetector {
+    /// A detector whose batch workers follow `batching` (they start here).
     pub fn new(
         codec: Arc<dyn FrameCodec>,
         preprocessor: Arc<dyn Preprocessor>,
         classes: Arc<ClassTable>,
         nms_iou: f32,
+        batching: BatchingConfig,
     ) -> Self {
-        let batcher = Batcher::new(Arc::clone(&preprocessor), BatchingConfig::default());
+        let batcher = Batcher::new(Arc::clone(&preprocessor), batching);
         Self {
             codec,
             preprocessor,
@@ -68,12 +70,6 @@ impl FrameDetector {
 
     pub fn view_rules(&self) -> ViewRules {
         self.view_rules
-    }
-
-    /// The same detector with another batching plan (its workers replace the default's).
-    pub fn with_batching(mut self, config: BatchingConfig) -> Self {
-        self.batcher = Batcher::new(Arc::clone(&self.preprocessor), config);
-        self
     }
 
     pub fn classes(&self) -> &ClassTable {

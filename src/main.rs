@@ -217,8 +217,8 @@ fn compose(config: &Config, classes: Arc<ClassTable>) -> Result<Parts, String> {
             Arc::new(LetterboxPreprocessor::new()),
             classes,
             config.engine.nms_iou(),
+            config.detection.batching(),
         )
-        .with_batching(config.detection.batching())
         .with_view_rules(config.view_rules()),
     );
     Ok(Parts { engines, detector })

@@ -7,7 +7,7 @@ use ports::engine::MockInferenceEngine;
 use ports::frame::{MockFrameCodec, MockPreprocessor};
 use ports::{BatchSize, DecodeError, InferenceEngine, RawOutput, RgbFrame};
 
-use super::{FrameDetector, FrameError};
+use super::{BatchingConfig, FrameDetector, FrameError};
 use crate::engine::tests::{spec, two_classes};
 
 fn frame(width: u32, height: u32) -> Arc<RgbFrame> {
@@ -47,6 +47,7 @@ fn detector(preprocessed: Arc<AtomicUsize>) -> FrameDetector {
         Arc::new(preprocessor),
         two_classes(),
         0.7,
+        BatchingConfig::default(),
     )
 }
 

@@ -58,7 +58,13 @@ fn application_on(
             retry_interval: Duration::ZERO,
         },
     );
-    let detector = FrameDetector::new(Arc::new(codec), Arc::new(preprocessor), two_classes(), 0.7);
+    let detector = FrameDetector::new(
+        Arc::new(codec),
+        Arc::new(preprocessor),
+        two_classes(),
+        0.7,
+        crate::batcher::BatchingConfig::default(),
+    );
     let mut store = MockMediaStore::new();
     store
         .expect_store()

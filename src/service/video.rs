@@ -298,7 +298,6 @@ impl VideoRun<'_> {
     }
 }
 
-/// Percent done by the frame's time (or index), below 100 until the end.
 /// Batches of a video with the batcher at once.
 const IN_FLIGHT: usize = 2;
 
@@ -324,6 +323,7 @@ impl From<VideoFrame> for SharedFrame {
     }
 }
 
+/// Percent done by the frame's time (or index), below 100 until the end.
 fn percent_of(frame: &SharedFrame, duration: Option<f64>, frames: Option<u64>) -> u8 {
     let fraction = match (duration, frames) {
         (Some(d), _) if d > 0.0 => frame.timestamp / d,
