@@ -100,7 +100,7 @@ struct Batch {
     items: Vec<Taken>,
 }
 
-struct Shared {
+struct BatchQueue {
     queue: Mutex<Queue>,
     ready: Condvar,
     preprocessor: Arc<dyn Preprocessor>,
@@ -110,13 +110,13 @@ struct Shared {
 }
 
 pub(crate) struct Batcher {
-    shared: Arc<Shared>,
+    shared: Arc<BatchQueue>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl Batcher {
     pub fn new(preprocessor: Arc<dyn Preprocessor>, config: BatchingConfig) -> Self {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(BatchQueue {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             preprocessor,
@@ -201,7 +201,7 @@ impl Drop for Batcher {
 }
 
 struct Withdraw<'a> {
-    shared: &'a Shared,
+    shared: &'a BatchQueue,
     id: u64,
 }
 
@@ -211,7 +211,7 @@ impl Drop for Withdraw<'_> {
     }
 }
 
-impl Shared {
+impl BatchQueue {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }

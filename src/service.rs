@@ -1,6 +1,8 @@
 //! The application: implements the driving port over the engine manager, the frame
 //! detector, the event stream, the media catalogue and store, and the annotation sink.
 
+mod errors;
+mod events;
 mod job;
 mod lifecycle;
 mod photo;
@@ -30,10 +32,10 @@ use tokio_util::task::TaskTracker;
 use crate::detect::FrameDetector;
 use crate::engine::EngineManager;
 use crate::jobs::JobRegistry;
+pub(crate) use errors::{frame_error, unavailable};
+pub(crate) use events::{publish, publish_at};
 use lifecycle::StatusTrail;
-pub(crate) use photo::{
-    ActiveInference, detect_photo, frame_error, publish, publish_at, unavailable,
-};
+pub(crate) use photo::{ActiveInference, detect_photo};
 
 /// How much detection work runs and waits at once. Photos and videos have slots of
 /// their own, so videos that run for minutes never hold the slots photos need; at the
@@ -85,12 +87,12 @@ pub fn describe_metrics() {
 
 pub struct Application {
     parts: Collaborators,
-    shared: Arc<Shared>,
+    shared: Arc<ServiceState>,
     limits: Limits,
 }
 
 /// What the request handlers and the background jobs share.
-struct Shared {
+struct ServiceState {
     running: Arc<Semaphore>,
     videos: Arc<Semaphore>,
     waiting: AtomicUsize,
@@ -101,7 +103,7 @@ struct Shared {
     tasks: TaskTracker,
 }
 
-impl Shared {
+impl ServiceState {
     fn slots(&self, kind: MediaKind) -> &Arc<Semaphore> {
         match kind {
             MediaKind::Video => &self.videos,
@@ -113,7 +115,7 @@ impl Shared {
 impl Application {
     pub fn new(parts: Collaborators, limits: Limits) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(ServiceState {
                 running: Arc::new(Semaphore::new(limits.admission.max_running.max(1))),
                 videos: Arc::new(Semaphore::new(limits.admission.max_videos.max(1))),
                 waiting: AtomicUsize::new(0),

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use domain::layout::decode_candidates;
 use ports::{BatchSize, EngineError, InferenceEngine, InputTensor, PreprocessError, RawOutput};
 
-use super::{BATCH_SIZE, Batch, Shared, Taken};
+use super::{BATCH_SIZE, Batch, BatchQueue, Taken};
 use crate::detect::FrameError;
 
-impl Shared {
+impl BatchQueue {
     pub(super) fn run(&self, batch: Batch, tensor: &mut Option<InputTensor>) {
         let spec = batch.engine.spec();
         let capacity = spec.batch.max();

@@ -11,11 +11,11 @@ use ports::{DetectError, MediaEventStatus, MediaJobRequest};
 use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::{self, StatusTrail};
-use super::{Collaborators, Shared, detect_photo, publish};
+use super::{Collaborators, ServiceState, detect_photo, publish};
 
 pub(super) struct MediaJob {
     pub parts: Collaborators,
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ServiceState>,
     pub max_media_bytes: u64,
 }
 

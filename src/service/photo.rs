@@ -1,54 +1,16 @@
 //! The photo path shared by the synchronous request and the background job: decode
-//! while the engine starts, detect on a blocking thread, publish the outcome.
+//! while the engine starts, then detect on a blocking thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use domain::media::MediaId;
 use domain::settings::RecognitionSettings;
-use ports::{
-    DetectError, DetectionDto, DetectionEvent, EventPublisher, MediaEventStatus, RgbFrame,
-    StreamEvent,
-};
+use ports::{DetectError, DetectionDto, RgbFrame};
 
 use super::Collaborators;
-use crate::detect::FrameError;
-use crate::engine::EngineUnavailable;
-
-pub(crate) fn publish(
-    events: &dyn EventPublisher,
-    id: &MediaId,
-    status: MediaEventStatus,
-    annotations: Vec<DetectionDto>,
-    error: Option<String>,
-) {
-    let percent = if status == MediaEventStatus::Error {
-        0
-    } else {
-        100
-    };
-    publish_at(events, id, status, percent, annotations, error);
-}
-
-/// An event with an explicit percent (video progress).
-pub(crate) fn publish_at(
-    events: &dyn EventPublisher,
-    id: &MediaId,
-    status: MediaEventStatus,
-    percent: u8,
-    annotations: Vec<DetectionDto>,
-    error: Option<String>,
-) {
-    events.publish(StreamEvent::Detection(DetectionEvent {
-        annotations,
-        media_id: id.to_string(),
-        media_status: status,
-        media_percent: percent,
-        error,
-    }));
-}
+use super::errors::{frame_error, unavailable};
 
 /// Decode (while the engine starts: both take time, neither needs the other), then
 /// detect on a blocking thread.
@@ -99,24 +61,5 @@ impl Drop for ActiveInference {
     fn drop(&mut self) {
         let now = ACTIVE.fetch_sub(1, Ordering::SeqCst) - 1;
         metrics::gauge!("detections_active_inferences").set(now as f64);
-    }
-}
-
-pub(crate) fn unavailable(error: EngineUnavailable) -> DetectError {
-    let availability = error.status.availability;
-    DetectError::EngineUnavailable {
-        availability: availability.name().to_string(),
-        reason: availability.reason().map(str::to_string),
-    }
-}
-
-pub(crate) fn frame_error(error: FrameError) -> DetectError {
-    match error {
-        FrameError::Decode(e) => DetectError::BadInput(format!("not a decodable image: {e}")),
-        FrameError::Output(e) => {
-            DetectError::Unprocessable(format!("cannot read the model output: {e}"))
-        }
-        FrameError::Engine(e) => DetectError::Unprocessable(e.to_string()),
-        FrameError::Preprocess(e) => DetectError::Internal(e.to_string()),
     }
 }

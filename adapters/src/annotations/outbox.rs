@@ -86,14 +86,14 @@ pub struct OutboxStats {
 }
 
 pub struct Outbox {
-    shared: Arc<Shared>,
+    shared: Arc<OutboxState>,
     /// The end of the shutdown grace, set by `close`.
     deadline: watch::Sender<Option<Instant>>,
     worker: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// What the worker and `deliver` share.
-struct Shared {
+struct OutboxState {
     inner: Arc<dyn AnnotationSink>,
     config: OutboxConfig,
     journal: Arc<Journal>,
@@ -126,7 +126,7 @@ impl Outbox {
             tracing::info!(entries = waiting, journal = %journal.dir().display(), "annotations left in the journal will be sent");
         }
         let (deadline, deadline_rx) = watch::channel(None);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(OutboxState {
             inner,
             config,
             journal: Arc::new(journal),
@@ -287,7 +287,7 @@ fn grace_elapsed(deadline: &watch::Receiver<Option<Instant>>) -> bool {
     deadline.borrow().is_some_and(|end| Instant::now() >= end)
 }
 
-impl Shared {
+impl OutboxState {
     async fn run(self: Arc<Self>, deadline: watch::Receiver<Option<Instant>>) {
         let every = self
             .config

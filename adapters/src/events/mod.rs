@@ -45,10 +45,10 @@ impl Default for EventBusConfig {
 
 /// The in-memory [`EventPublisher`].
 pub struct EventBus {
-    shared: Arc<Shared>,
+    shared: Arc<BusState>,
 }
 
-struct Shared {
+struct BusState {
     config: EventBusConfig,
     state: Mutex<State>,
     /// Receivers not yet dropped.
@@ -94,7 +94,7 @@ fn passes(filter: Option<&str>, event: &StreamEvent) -> bool {
 impl EventBus {
     pub fn new(config: EventBusConfig) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(BusState {
                 config,
                 state: Mutex::new(State {
                     next_id: 1,
@@ -123,7 +123,7 @@ impl std::fmt::Debug for EventBus {
     }
 }
 
-impl Shared {
+impl BusState {
     fn set_gauge(&self) {
         metrics::gauge!(CLIENTS_GAUGE).set(self.live.load(Ordering::Relaxed) as f64);
     }
@@ -216,7 +216,7 @@ impl EventPublisher for EventBus {
 }
 
 struct BusReceiver {
-    shared: Arc<Shared>,
+    shared: Arc<BusState>,
     queue: Arc<Queue>,
     /// Replay (and its lagged notice), read before the live queue.
     pending: VecDeque<StreamItem>,

@@ -42,7 +42,7 @@ pub async fn detect(
     headers: axum::http::HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Json<Vec<DetectionDto>>, ApiError> {
-    let credentials = super::jobs::credentials(&headers)?;
+    let credentials = super::credentials::credentials(&headers)?;
     // Room for what this body may hold in memory, before a byte of it is read.
     let Some(lease) = state.budget.admit(declared_length(&headers)) else {
         discard_in_background(multipart);

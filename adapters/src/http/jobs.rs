@@ -5,13 +5,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use domain::auth::{BearerToken, Credentials};
+
 use domain::media::MediaId;
 use domain::settings::SettingsPatch;
 use ports::{JobView, MediaJobRequest};
 use serde::Serialize;
 
 use super::AppState;
+use super::credentials::credentials;
 use super::error::ApiError;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -40,27 +41,6 @@ impl From<JobView> for JobBody {
             error: view.error,
         }
     }
-}
-
-/// `Authorization: Bearer …` and `x-refresh-token`, when the request has them.
-pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, ApiError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-    let token = BearerToken::parse(text).map_err(|e| ApiError::unauthorized(e.to_string()))?;
-    let refresh_token = headers
-        .get("x-refresh-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string);
-    Ok(Some(Credentials {
-        token,
-        refresh_token,
-    }))
 }
 
 fn media_id(text: &str) -> Result<MediaId, ApiError> {

@@ -1,5 +1,6 @@
 //! Inbound HTTP adapter: the compatible API over the driving port.
 
+mod credentials;
 mod detect;
 mod error;
 mod health;

@@ -95,7 +95,7 @@ pub async fn upload(
             }
         }
     };
-    let credentials = super::jobs::credentials(&headers)?;
+    let credentials = super::credentials::credentials(&headers)?;
     // What the upload holds in memory on its way to the staged file and the decoder.
     let Some(lease) = state
         .budget

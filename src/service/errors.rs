@@ -1,0 +1,25 @@
+//! How the engine's and the pipeline's failures reach the client.
+
+use ports::DetectError;
+
+use crate::detect::FrameError;
+use crate::engine::EngineUnavailable;
+
+pub(crate) fn unavailable(error: EngineUnavailable) -> DetectError {
+    let availability = error.status.availability;
+    DetectError::EngineUnavailable {
+        availability: availability.name().to_string(),
+        reason: availability.reason().map(str::to_string),
+    }
+}
+
+pub(crate) fn frame_error(error: FrameError) -> DetectError {
+    match error {
+        FrameError::Decode(e) => DetectError::BadInput(format!("not a decodable image: {e}")),
+        FrameError::Output(e) => {
+            DetectError::Unprocessable(format!("cannot read the model output: {e}"))
+        }
+        FrameError::Engine(e) => DetectError::Unprocessable(e.to_string()),
+        FrameError::Preprocess(e) => DetectError::Internal(e.to_string()),
+    }
+}
