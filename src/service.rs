@@ -3,6 +3,7 @@
 
 mod errors;
 mod events;
+mod finish;
 mod job;
 mod lifecycle;
 mod photo;
@@ -364,20 +365,17 @@ impl Application {
             tracker: &self.shared.tasks,
         };
         let outcome = run.run(source).await;
-        let trail = lifecycle.as_ref().map(|(trail, _, _)| trail);
+        let finish = finish::Finish {
+            state: &self.shared,
+            events: self.parts.events.as_ref(),
+            media: &id,
+            jobs: &[],
+            trail: lifecycle.as_ref().map(|(trail, _, _)| trail),
+            what: "video",
+        };
         match outcome {
             Ok(done) => {
-                publish_at(
-                    self.parts.events.as_ref(),
-                    &id,
-                    MediaEventStatus::AiProcessed,
-                    100,
-                    vec![],
-                    done.broken,
-                );
-                if let Some(trail) = trail {
-                    trail.report(MediaStatus::AiProcessed);
-                }
+                finish.report(finish::RunEnd::Processed { note: done.broken });
                 Ok(done.detections)
             }
             Err(stop) => {
@@ -385,15 +383,7 @@ impl Application {
                     video::VideoStop::Cancelled => DetectError::ShuttingDown,
                     video::VideoStop::Failed(e) => e,
                 };
-                self.publish(
-                    &id,
-                    MediaEventStatus::Error,
-                    vec![],
-                    Some(error.to_string()),
-                );
-                if let Some(trail) = trail {
-                    trail.report(MediaStatus::Error);
-                }
+                finish.report(finish::RunEnd::Failed(error.to_string()));
                 Err(error)
             }
         }

@@ -10,6 +10,7 @@ use domain::settings::{RecognitionSettings, SettingsPatch};
 use ports::{DetectError, MediaEventStatus, MediaJobRequest};
 use tokio_util::sync::CancellationToken;
 
+use super::finish::{Finish, RunEnd};
 use super::lifecycle::{self, StatusTrail};
 use super::{Collaborators, ServiceState, detect_photo, publish};
 
@@ -44,45 +45,20 @@ impl MediaJob {
             Err(Stop::Failed(_)) if cancel.is_cancelled() => Err(Stop::Cancelled),
             other => other,
         };
-        let jobs = &self.shared.jobs;
-        match outcome {
-            Ok(()) => {
-                jobs.finish(&id);
-                super::publish_at(
-                    self.parts.events.as_ref(),
-                    &id,
-                    MediaEventStatus::AiProcessed,
-                    100,
-                    vec![],
-                    note,
-                );
-                trail.report(MediaStatus::AiProcessed);
-                tracing::info!(media = %id, "media processed");
-            }
-            Err(stop) => {
-                let reason = match stop {
-                    Stop::Cancelled if self.shared.stopping.is_cancelled() => {
-                        "the service is shutting down".to_string()
-                    }
-                    Stop::Cancelled => "cancelled".to_string(),
-                    Stop::Failed(reason) => {
-                        jobs.fail(&id, &reason);
-                        reason
-                    }
-                };
-                // A cancel from DELETE already marked the job; shutdown marks it here.
-                jobs.update(&id, |s| s.cancel());
-                publish(
-                    self.parts.events.as_ref(),
-                    &id,
-                    MediaEventStatus::Error,
-                    vec![],
-                    Some(reason.clone()),
-                );
-                trail.report(MediaStatus::Error);
-                tracing::warn!(media = %id, %reason, "media not processed");
-            }
+        let end = match outcome {
+            Ok(()) => RunEnd::Processed { note },
+            Err(Stop::Cancelled) => RunEnd::Cancelled,
+            Err(Stop::Failed(reason)) => RunEnd::Failed(reason),
+        };
+        Finish {
+            state: &self.shared,
+            events: self.parts.events.as_ref(),
+            media: &id,
+            jobs: std::slice::from_ref(&id),
+            trail: Some(&trail),
+            what: "media",
         }
+        .report(end);
     }
 
     async fn work(

@@ -14,15 +14,14 @@ use bytes::Bytes;
 use domain::job::{MediaKind, MediaStatus};
 use domain::media::{MediaId, sample_ranges, stored_extension};
 use domain::settings::RecognitionSettings;
-use ports::{
-    ByteStream, DetectError, MediaEventStatus, MediaRecord, UploadStarted, VideoSource, VideoUpload,
-};
+use ports::{ByteStream, DetectError, MediaRecord, UploadStarted, VideoSource, VideoUpload};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::Application;
+use super::finish::{Finish, RunEnd};
 use super::lifecycle::{self, StatusTrail};
 use super::video::{EventId, VideoRun, VideoStop};
-use super::{Application, publish_at};
 
 /// The decoder's side of the upload.
 struct Chunks(mpsc::Receiver<Bytes>);
@@ -104,55 +103,20 @@ pub(super) async fn start(
                     Err(VideoStop::Failed(DetectError::BadInput(reason))),
                 ),
             };
-            let ids = [job_provisional.clone(), id.clone()];
-            match outcome {
-                Ok(done) => {
-                    for key in &ids {
-                        shared.jobs.finish(key);
-                    }
-                    publish_at(
-                        parts.events.as_ref(),
-                        &id,
-                        MediaEventStatus::AiProcessed,
-                        100,
-                        vec![],
-                        done.broken,
-                    );
-                    if let Some(trail) = &trail {
-                        trail.report(MediaStatus::AiProcessed);
-                    }
-                    tracing::info!(media = %id, "uploaded video processed");
-                }
-                Err(stop) => {
-                    let reason = match stop {
-                        VideoStop::Cancelled if shared.stopping.is_cancelled() => {
-                            "the service is shutting down".to_string()
-                        }
-                        VideoStop::Cancelled => "cancelled".to_string(),
-                        VideoStop::Failed(e) => {
-                            for key in &ids {
-                                shared.jobs.fail(key, &e.to_string());
-                            }
-                            e.to_string()
-                        }
-                    };
-                    for key in &ids {
-                        shared.jobs.update(key, |s| s.cancel());
-                    }
-                    publish_at(
-                        parts.events.as_ref(),
-                        &id,
-                        MediaEventStatus::Error,
-                        0,
-                        vec![],
-                        Some(reason.clone()),
-                    );
-                    if let Some(trail) = &trail {
-                        trail.report(MediaStatus::Error);
-                    }
-                    tracing::warn!(media = %id, %reason, "uploaded video not processed");
-                }
+            let end = match outcome {
+                Ok(done) => RunEnd::Processed { note: done.broken },
+                Err(VideoStop::Cancelled) => RunEnd::Cancelled,
+                Err(VideoStop::Failed(e)) => RunEnd::Failed(e.to_string()),
+            };
+            Finish {
+                state: &shared,
+                events: parts.events.as_ref(),
+                media: &id,
+                jobs: &[job_provisional.clone(), id.clone()],
+                trail: trail.as_ref(),
+                what: "uploaded video",
             }
+            .report(end);
         }
     });
 
