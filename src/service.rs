@@ -306,14 +306,17 @@ impl Application {
                 if !dtos.is_empty() {
                     self.publish(&id, MediaEventStatus::AiProcessing, dtos.clone(), None);
                     if let Some((_, token, _)) = &lifecycle {
+                        let annotation = lifecycle::FrameAnnotation {
+                            media_id: id.clone(),
+                            at_seconds: 0.0,
+                            frame: Arc::clone(frame),
+                            detections: dtos.clone(),
+                            authorization: Some(token.header().to_string()),
+                        };
                         lifecycle::deliver_annotation(
                             self.parts.sink.as_ref(),
                             &self.parts.detector,
-                            &id,
-                            "00:00:00".into(),
-                            Arc::clone(frame),
-                            dtos.clone(),
-                            Some(token.header().to_string()),
+                            annotation,
                             None,
                         )
                         .await;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domain::job::{MediaKind, MediaStatus};
-use domain::media::{MediaId, sniff_kind};
+use domain::media::sniff_kind;
 use domain::settings::{RecognitionSettings, SettingsPatch};
 use ports::{DetectError, MediaEventStatus, MediaJobRequest};
 use tokio_util::sync::CancellationToken;
@@ -146,14 +146,17 @@ impl MediaJob {
                 dtos.clone(),
                 None,
             );
+            let annotation = lifecycle::FrameAnnotation {
+                media_id: id.clone(),
+                at_seconds: 0.0,
+                frame,
+                detections: dtos,
+                authorization: Some(token.header().to_string()),
+            };
             lifecycle::deliver_annotation(
                 self.parts.sink.as_ref(),
                 &self.parts.detector,
-                &MediaId::clone(id),
-                "00:00:00".into(),
-                frame,
-                dtos,
-                Some(token.header().to_string()),
+                annotation,
                 None,
             )
             .await;

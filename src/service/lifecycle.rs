@@ -75,20 +75,34 @@ impl StatusTrail {
     }
 }
 
+/// An accepted annotation on its way to the sink: what it says, and the frame it shows.
+pub struct FrameAnnotation {
+    pub media_id: MediaId,
+    /// Seconds from the start of the video (0 for a photo).
+    pub at_seconds: f64,
+    pub frame: Arc<RgbFrame>,
+    pub detections: Vec<DetectionDto>,
+    /// The client's `Authorization` header, passed on to the Annotations service.
+    pub authorization: Option<String>,
+}
+
 /// Hands one accepted annotation to the sink, with the frame as base64 JPEG. Encoding
-/// runs on a blocking thread; delivery failures are the sink's to count.
-// The annotation's parts as the sink takes them, plus the video's cancel.
-#[allow(clippy::too_many_arguments)]
+/// runs on a blocking thread; delivery failures are the sink's to count. A video
+/// cancelled (`cancel`) while its frame was encoded delivers nothing.
 pub async fn deliver_annotation(
     sink: &dyn AnnotationSink,
     detector: &Arc<FrameDetector>,
-    media_id: &MediaId,
-    video_time: String,
-    frame: Arc<RgbFrame>,
-    detections: Vec<DetectionDto>,
-    authorization: Option<String>,
+    annotation: FrameAnnotation,
     cancel: Option<&tokio_util::sync::CancellationToken>,
 ) {
+    let FrameAnnotation {
+        media_id,
+        at_seconds,
+        frame,
+        detections,
+        authorization,
+    } = annotation;
+    let media_id = &media_id;
     let encoder = Arc::clone(detector);
     let image = tokio::task::spawn_blocking(move || {
         encoder
@@ -115,7 +129,7 @@ pub async fn deliver_annotation(
     let annotation = Annotation {
         media_id: media_id.to_string(),
         source: 0,
-        video_time,
+        video_time: domain::tracking::video_time(at_seconds),
         detections,
         image,
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use domain::job::Percent;
 use domain::media::MediaId;
 use domain::settings::RecognitionSettings;
-use domain::tracking::{AnnotationGate, Tracked, Verdict, video_time};
+use domain::tracking::{AnnotationGate, Tracked, Verdict};
 use ports::{
     DecodeOptions, DetectError, DetectionDto, InferenceEngine, MediaEventStatus, VideoError,
     VideoFrame, VideoSource,
@@ -272,7 +272,7 @@ impl VideoRun<'_> {
         let sink = Arc::clone(&self.parts.sink);
         let detector = Arc::clone(&self.parts.detector);
         let id = self.id.clone();
-        let time = video_time(frame.timestamp);
+        let at_seconds = frame.timestamp;
         let image = frame.image;
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
@@ -283,17 +283,15 @@ impl VideoRun<'_> {
             if cancel.is_cancelled() {
                 return;
             }
-            lifecycle::deliver_annotation(
-                sink.as_ref(),
-                &detector,
-                &media_id,
-                time,
-                image,
-                dtos,
-                Some(authorization),
-                Some(&cancel),
-            )
-            .await;
+            let annotation = lifecycle::FrameAnnotation {
+                media_id,
+                at_seconds,
+                frame: image,
+                detections: dtos,
+                authorization: Some(authorization),
+            };
+            lifecycle::deliver_annotation(sink.as_ref(), &detector, annotation, Some(&cancel))
+                .await;
         });
     }
 }
