@@ -94,50 +94,77 @@ const UNIT: Rule = Rule::Float {
     text: "between 0 and 1",
 };
 
-/// (snake_case key, rule) in declaration order.
-const KEYS: [(&str, Rule); 14] = [
-    (
-        "frame_period_recognition",
+/// One setting: its snake_case key, what it accepts, and where a checked value goes.
+struct Key {
+    name: &'static str,
+    rule: Rule,
+    apply: fn(&mut RecognitionSettings, Setting),
+}
+
+/// The setting named after its field: checked by `rule`, stored as a value of `kind`
+/// (`check` gives each rule its kind, so the value always is of it).
+macro_rules! key {
+    ($field:ident, $rule:expr, $kind:ident) => {
+        Key {
+            name: stringify!($field),
+            rule: $rule,
+            apply: |s: &mut RecognitionSettings, v: Setting| {
+                if let Setting::$kind(x) = v {
+                    s.$field = x;
+                }
+            },
+        }
+    };
+}
+
+/// Every setting, in declaration order.
+const KEYS: [Key; 14] = [
+    key!(
+        frame_period_recognition,
         Rule::Int {
             min: 1,
             max: u32::MAX,
             text: "at least 1",
         },
+        Int
     ),
-    (
-        "frame_recognition_seconds",
+    key!(
+        frame_recognition_seconds,
         Rule::Float {
             min: 0.0,
             max: f64::MAX,
             text: "at least 0",
         },
+        Float
     ),
-    ("probability_threshold", UNIT),
-    ("tracking_distance_confidence", UNIT),
-    ("tracking_probability_increase", UNIT),
-    ("tracking_intersection_threshold", UNIT),
-    (
-        "model_batch_size",
+    key!(probability_threshold, UNIT, Float),
+    key!(tracking_distance_confidence, UNIT, Float),
+    key!(tracking_probability_increase, UNIT, Float),
+    key!(tracking_intersection_threshold, UNIT, Float),
+    key!(
+        model_batch_size,
         Rule::Int {
             min: 1,
             max: 64,
             text: "between 1 and 64",
         },
+        Int
     ),
-    (
-        "big_image_tile_overlap_percent",
+    key!(
+        big_image_tile_overlap_percent,
         Rule::Int {
             min: 0,
             max: 99,
             text: "between 0 and 99",
         },
+        Int
     ),
-    ("altitude", Rule::Positive),
-    ("focal_length", Rule::Positive),
-    ("sensor_width", Rule::Positive),
-    ("tile_merge", Rule::Bool),
-    ("tile_merge_threshold", UNIT),
-    ("tile_full_frame_pass", Rule::Bool),
+    key!(altitude, Rule::Positive, Float),
+    key!(focal_length, Rule::Positive, Float),
+    key!(sensor_width, Rule::Positive, Float),
+    key!(tile_merge, Rule::Bool, Bool),
+    key!(tile_merge_threshold, UNIT, Float),
+    key!(tile_full_frame_pass, Rule::Bool, Bool),
 ];
 
 /// A checked value of one setting.
@@ -245,14 +272,14 @@ impl SettingsPatch {
         let mut patch = SettingsPatch::default();
         for (raw_key, raw) in obj {
             let folded = fold(raw_key);
-            let Some(i) = KEYS.iter().position(|(k, _)| fold(k) == folded) else {
+            let Some(i) = KEYS.iter().position(|k| fold(k.name) == folded) else {
                 continue; // unknown keys are ignored (A6)
             };
             if raw.is_null() {
                 continue;
             }
-            let (key, rule) = KEYS[i];
-            patch.values[i] = Some(check(key, rule, raw)?);
+            let key = &KEYS[i];
+            patch.values[i] = Some(check(key.name, key.rule, raw)?);
         }
         Ok(patch)
     }
@@ -272,7 +299,7 @@ impl SettingsPatch {
         KEYS.iter()
             .zip(&self.values)
             .filter(|(_, v)| v.is_some())
-            .map(|((k, _), _)| *k)
+            .map(|(k, _)| k.name)
     }
 }
 
@@ -280,26 +307,9 @@ impl RecognitionSettings {
     /// `self` with every key present in `patch` replaced.
     pub fn merged(&self, patch: &SettingsPatch) -> RecognitionSettings {
         let mut s = self.clone();
-        for (i, v) in patch.values.iter().enumerate() {
-            let Some(v) = *v else { continue };
-            match (i, v) {
-                (0, Setting::Int(x)) => s.frame_period_recognition = x,
-                (1, Setting::Float(x)) => s.frame_recognition_seconds = x,
-                (2, Setting::Float(x)) => s.probability_threshold = x,
-                (3, Setting::Float(x)) => s.tracking_distance_confidence = x,
-                (4, Setting::Float(x)) => s.tracking_probability_increase = x,
-                (5, Setting::Float(x)) => s.tracking_intersection_threshold = x,
-                (6, Setting::Int(x)) => s.model_batch_size = x,
-                (7, Setting::Int(x)) => s.big_image_tile_overlap_percent = x,
-                (8, Setting::Float(x)) => s.altitude = x,
-                (9, Setting::Float(x)) => s.focal_length = x,
-                (10, Setting::Float(x)) => s.sensor_width = x,
-                (11, Setting::Bool(x)) => s.tile_merge = x,
-                (12, Setting::Float(x)) => s.tile_merge_threshold = x,
-                (13, Setting::Bool(x)) => s.tile_full_frame_pass = x,
-                // `check` pairs each index with its rule's kind, so no other
-                // combination is ever stored.
-                _ => {}
+        for (key, value) in KEYS.iter().zip(&patch.values) {
+            if let Some(value) = *value {
+                (key.apply)(&mut s, value);
             }
         }
         s
