@@ -318,12 +318,13 @@ fn gpu_info(config: &Config) -> ExitCode {
     }
 }
 
-fn layout_override(choice: LayoutChoice) -> Option<String> {
+fn layout_override(choice: LayoutChoice) -> Option<domain::layout::LayoutKind> {
+    use domain::layout::LayoutKind;
     match choice {
         LayoutChoice::Auto => None,
-        LayoutChoice::End2end => Some("end2end".into()),
-        LayoutChoice::Ultralytics => Some("ultralytics".into()),
-        LayoutChoice::Yolov5 => Some("yolov5".into()),
+        LayoutChoice::End2end => Some(LayoutKind::EndToEnd),
+        LayoutChoice::Ultralytics => Some(LayoutKind::UltralyticsV8),
+        LayoutChoice::Yolov5 => Some(LayoutKind::YoloV5),
     }
 }
 

@@ -286,3 +286,17 @@ fn one_key_of_the_adapter_in_use_can_be_set_alone() {
         Ok(())
     });
 }
+
+#[test]
+fn the_layout_override_is_one_of_the_known_layouts() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("DETECTIONS_ENGINE__LAYOUT", "yolov5");
+        let toml = load_in(jail, None).unwrap().to_toml();
+        assert!(toml.contains("layout = \"yolov5\""), "{toml}");
+        jail.set_env("DETECTIONS_ENGINE__LAYOUT", "yolov99");
+        let error = load_in(jail, None).unwrap_err().to_string();
+        assert!(error.contains("yolov99"), "{error}");
+        Ok(())
+    });
+}

@@ -99,29 +99,18 @@ fn unreadable_shapes() {
 
 #[test]
 fn layout_override() {
+    assert_eq!(LayoutKind::EndToEnd.with_classes(7), OutputLayout::EndToEnd);
     assert_eq!(
-        OutputLayout::parse("End2End", 0),
-        Ok(OutputLayout::EndToEnd)
+        LayoutKind::YoloV5.with_classes(80),
+        OutputLayout::YoloV5 { classes: 80 }
     );
     assert_eq!(
-        OutputLayout::parse("ultralytics", 3),
-        Ok(OutputLayout::UltralyticsV8 { classes: 3 })
-    );
-    assert_eq!(
-        OutputLayout::parse("yolov5", 80),
-        Ok(OutputLayout::YoloV5 { classes: 80 })
-    );
-    assert_eq!(
-        OutputLayout::parse("ssd", 1).unwrap_err().to_string(),
-        "unknown output layout \"ssd\": expected end2end, ultralytics or yolov5"
-    );
-    assert_eq!(
-        OutputLayout::parse_for_shape("ultralytics", &[1, 84, 8400]),
+        OutputLayout::for_shape(LayoutKind::UltralyticsV8, &[1, 84, 8400]),
         Ok(OutputLayout::UltralyticsV8 { classes: 80 })
     );
     assert_eq!(
-        OutputLayout::parse_for_shape("yolov5", &[1, 25200, 85]),
+        OutputLayout::for_shape(LayoutKind::YoloV5, &[1, 25200, 85]),
         Ok(OutputLayout::YoloV5 { classes: 80 })
     );
-    assert!(OutputLayout::parse_for_shape("yolov5", &[1, 25200, -1]).is_err());
+    assert!(OutputLayout::for_shape(LayoutKind::YoloV5, &[1, 25200, -1]).is_err());
 }

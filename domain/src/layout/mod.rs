@@ -37,8 +37,6 @@ pub enum LayoutError {
         from_shape: usize,
         names: usize,
     },
-    #[error("unknown output layout {0:?}: expected end2end, ultralytics or yolov5")]
-    UnknownOverride(String),
     #[error("output layout {layout} does not fit output shape {shape}")]
     ShapeMismatch { layout: &'static str, shape: String },
     #[error("output buffer has {got} values but shape {shape} needs {expected}")]
@@ -79,21 +77,9 @@ impl OutputLayout {
         }
     }
 
-    /// The configuration override (case-insensitive).
-    pub fn parse(s: &str, classes: usize) -> Result<OutputLayout, LayoutError> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "end2end" | "end-to-end" | "e2e" => Ok(OutputLayout::EndToEnd),
-            "ultralytics" | "v8" | "yolov8" | "yolo11" | "v11" => {
-                Ok(OutputLayout::UltralyticsV8 { classes })
-            }
-            "yolov5" | "v5" => Ok(OutputLayout::YoloV5 { classes }),
-            _ => Err(LayoutError::UnknownOverride(s.to_owned())),
-        }
-    }
-
-    /// The override, with the class count read off the output shape.
-    pub fn parse_for_shape(s: &str, output_dims: &[i64]) -> Result<OutputLayout, LayoutError> {
-        let layout = OutputLayout::parse(s, 0)?;
+    /// The configuration's override, with the class count read off the output shape.
+    pub fn for_shape(kind: LayoutKind, output_dims: &[i64]) -> Result<OutputLayout, LayoutError> {
+        let layout = kind.with_classes(0);
         let shape = || shape_text(output_dims);
         let dim = |i: usize| output_dims.get(i).and_then(|d| usize::try_from(*d).ok());
         if output_dims.len() != 3 {
@@ -113,6 +99,24 @@ impl OutputLayout {
                 .filter(|b| *b > 5)
                 .map(|b| OutputLayout::YoloV5 { classes: b - 5 })
                 .ok_or_else(mismatch),
+        }
+    }
+}
+
+/// An output layout named without its class count: the configuration's override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutKind {
+    EndToEnd,
+    UltralyticsV8,
+    YoloV5,
+}
+
+impl LayoutKind {
+    pub fn with_classes(self, classes: usize) -> OutputLayout {
+        match self {
+            LayoutKind::EndToEnd => OutputLayout::EndToEnd,
+            LayoutKind::UltralyticsV8 => OutputLayout::UltralyticsV8 { classes },
+            LayoutKind::YoloV5 => OutputLayout::YoloV5 { classes },
         }
     }
 }

@@ -11,8 +11,8 @@ pub struct OnnxEngineConfig {
     pub intra_threads: usize,
     /// Sessions in the pool: how many inferences may run at the same time.
     pub sessions: usize,
-    /// Forces the output layout (`end2end`, `ultralytics`, `yolov5`) instead of detecting it.
-    pub layout: Option<String>,
+    /// Forces the output layout instead of detecting it.
+    pub layout: Option<domain::layout::LayoutKind>,
     /// Views per call for a model whose input batch is dynamic. `None`: derived from the
     /// model's shapes (`batch::derive_batch`); set: used even where an output says
     /// otherwise (the core falls back to one view per call if the model refuses).

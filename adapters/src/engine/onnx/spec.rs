@@ -142,20 +142,21 @@ fn layout(
     metadata: &ModelMetadata,
     config: &OnnxEngineConfig,
 ) -> Result<OutputLayout, EngineError> {
-    let Some(forced) = config.layout.as_deref() else {
+    let Some(forced) = config.layout else {
         return detect_layout(dims, metadata)
             .map_err(|e| model(format!("output {dims:?} has no known layout: {e}")));
     };
     // The class count comes from the shape; where that dimension is dynamic, from the names.
-    match OutputLayout::parse_for_shape(forced, dims) {
+    match OutputLayout::for_shape(forced, dims) {
         Err(LayoutError::ShapeMismatch { .. }) if metadata.names_count().is_some() => {
-            OutputLayout::parse(forced, metadata.names_count().unwrap_or(0))
+            Ok(forced.with_classes(metadata.names_count().unwrap_or(0)))
         }
         other => other,
     }
     .map_err(|e| {
         model(format!(
-            "layout override {forced:?} for output {dims:?}: {e}"
+            "layout override {} for output {dims:?}: {e}",
+            forced.with_classes(0).name()
         ))
     })
 }
