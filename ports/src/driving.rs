@@ -122,12 +122,9 @@ pub enum DetectError {
     /// The input was understood but processing it failed (422).
     #[error("{0}")]
     Unprocessable(String),
-    /// No usable engine (503); carries the state and its reason.
-    #[error("engine not available: {availability}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
-    EngineUnavailable {
-        availability: String,
-        reason: Option<String>,
-    },
+    /// No usable engine (503); carries its state, with the reason where it has one.
+    #[error("engine not available: {}{}", availability.name(), availability.reason().map(|r| format!(" ({r})")).unwrap_or_default())]
+    EngineUnavailable { availability: Availability },
     /// Too much work queued (503 with Retry-After).
     #[error("too many detections in progress, retry in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },

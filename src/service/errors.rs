@@ -6,10 +6,8 @@ use crate::detect::FrameError;
 use crate::engine::EngineUnavailable;
 
 pub(crate) fn unavailable(error: EngineUnavailable) -> DetectError {
-    let availability = error.status.availability;
     DetectError::EngineUnavailable {
-        availability: availability.name().to_string(),
-        reason: availability.reason().map(str::to_string),
+        availability: error.status.availability,
     }
 }
 

@@ -131,11 +131,21 @@ mod tests {
         assert_eq!(status_of(DetectError::Unprocessable("x".into())).0, 422);
         assert_eq!(
             status_of(DetectError::EngineUnavailable {
-                availability: "Error".into(),
-                reason: Some("no model".into())
+                availability: domain::availability::Availability::Error(
+                    domain::availability::Reason::new("no model")
+                ),
             })
             .0,
             503
+        );
+        assert_eq!(
+            DetectError::EngineUnavailable {
+                availability: domain::availability::Availability::Error(
+                    domain::availability::Reason::new("no model")
+                ),
+            }
+            .to_string(),
+            "engine not available: Error (no model)"
         );
         assert_eq!(
             status_of(DetectError::Busy {
