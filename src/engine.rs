@@ -6,15 +6,10 @@ use std::time::{Duration, Instant};
 
 use domain::availability::{Availability, Reason};
 use domain::classes::ClassTable;
-use ports::{BatchSize, EngineFactory, GpuProbe, InferenceEngine, InputTensor, ModelSource};
+use ports::{
+    BatchSize, EngineFactory, GpuProbe, Health, InferenceEngine, InputTensor, ModelSource,
+};
 use tokio::sync::{broadcast, watch};
-
-/// The engine's state as `/health` shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EngineStatus {
-    pub availability: Availability,
-    pub engine_type: Option<&'static str>,
-}
 
 /// Why no engine could be handed out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -24,7 +19,7 @@ pub struct EngineStatus {
     status.availability.reason().map(|r| format!(" ({r})")).unwrap_or_default()
 )]
 pub struct EngineUnavailable {
-    pub status: EngineStatus,
+    pub status: Health,
 }
 
 #[derive(Debug, Clone)]
@@ -66,9 +61,9 @@ pub struct EngineManager {
     factory: Arc<dyn EngineFactory>,
     classes: Arc<ClassTable>,
     options: EngineOptions,
-    status: watch::Sender<EngineStatus>,
+    status: watch::Sender<Health>,
     /// Every transition, in order (a `watch` coalesces; SSE and tests need each one).
-    transitions: broadcast::Sender<EngineStatus>,
+    transitions: broadcast::Sender<Health>,
     engine: RwLock<Option<Arc<dyn InferenceEngine>>>,
     attempt: Mutex<Attempt>,
     gpu: Option<GpuSetup>,
@@ -109,7 +104,7 @@ impl EngineManager {
         options: EngineOptions,
         gpu: Option<GpuSetup>,
     ) -> Arc<Self> {
-        let (status, _) = watch::channel(EngineStatus {
+        let (status, _) = watch::channel(Health {
             availability: Availability::None,
             engine_type: None,
         });
@@ -126,17 +121,17 @@ impl EngineManager {
         })
     }
 
-    pub fn status(&self) -> EngineStatus {
+    pub fn status(&self) -> Health {
         self.status.borrow().clone()
     }
 
     /// The latest status, for waiters that only care where it settles.
-    pub fn watch(&self) -> watch::Receiver<EngineStatus> {
+    pub fn watch(&self) -> watch::Receiver<Health> {
         self.status.subscribe()
     }
 
     /// Every transition from now on, none skipped (SSE `availability` events, metrics).
-    pub fn transitions(&self) -> broadcast::Receiver<EngineStatus> {
+    pub fn transitions(&self) -> broadcast::Receiver<Health> {
         self.transitions.subscribe()
     }
 

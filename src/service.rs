@@ -153,10 +153,7 @@ impl Application {
                 };
                 metrics::gauge!("detections_engine_state")
                     .set(f64::from(status.availability.code()));
-                events.publish(StreamEvent::Availability(Health {
-                    availability: status.availability,
-                    engine_type: status.engine_type,
-                }));
+                events.publish(StreamEvent::Availability(status));
             }
         });
     }
@@ -406,11 +403,7 @@ impl Application {
 #[async_trait]
 impl DetectionService for Application {
     fn health(&self) -> Health {
-        let status = self.parts.engines.status();
-        Health {
-            availability: status.availability,
-            engine_type: status.engine_type,
-        }
+        self.parts.engines.status()
     }
 
     fn classes(&self) -> Arc<ClassTable> {

@@ -14,7 +14,8 @@ use ports::{
 };
 
 use super::tests::{spec, two_classes};
-use super::{EngineManager, EngineOptions, EngineStatus, GpuSetup};
+use super::{EngineManager, EngineOptions, GpuSetup};
+use ports::Health;
 
 const ENGINE: &str = "azaion.cc_9.0_sm_132.engine";
 const INT8_ENGINE: &str = "azaion.cc_9.0_sm_132.int8.engine";
@@ -155,7 +156,7 @@ fn record(manager: &Arc<EngineManager>) -> Arc<Mutex<Vec<&'static str>>> {
 }
 
 /// Waits until the start has settled (Enabled, Warning or Error).
-async fn settled(manager: &Arc<EngineManager>) -> EngineStatus {
+async fn settled(manager: &Arc<EngineManager>) -> Health {
     let mut watch = manager.watch();
     let status = tokio::time::timeout(
         Duration::from_secs(5),
