@@ -58,7 +58,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 
 /// classes.json as the service loaded it.
 #[utoipa::path(get, path = "/classes", tag = "operations",
-    responses((status = 200, description = "classes.json as loaded", body = [super::openapi::ClassEntry])))]
+    responses((status = 200, description = "classes.json as loaded", body = [super::openapi::ClassEntrySchema])))]
 pub async fn classes(State(state): State<AppState>) -> impl IntoResponse {
     let classes = state.service.classes();
     Json(classes.as_ref().clone())

@@ -8,8 +8,9 @@ use utoipa::OpenApi;
 /// One entry of classes.json (spec A10), as `/classes` returns it.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
-#[allow(dead_code)] // Documentation only: `/classes` serialises the domain's table.
-pub struct ClassEntry {
+#[schema(as = ClassEntry)]
+#[allow(dead_code)] // Documentation only: `/classes` serialises the domain's table (domain::classes::ClassEntry).
+pub struct ClassEntrySchema {
     id: u32,
     name: String,
     /// `#rrggbb`.
