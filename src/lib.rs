@@ -16,6 +16,6 @@ pub mod config;
 pub mod detect;
 pub mod detect_files;
 pub mod engine;
-pub mod jobs;
+pub mod job_registry;
 pub mod logging;
 pub mod service;

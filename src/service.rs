@@ -4,8 +4,8 @@
 mod errors;
 mod events;
 mod finish;
-mod job;
 mod lifecycle;
+mod media_job;
 mod photo;
 mod staging;
 mod upload;
@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::detect::FrameDetector;
 use crate::engine::EngineManager;
-use crate::jobs::JobRegistry;
+use crate::job_registry::JobRegistry;
 pub(crate) use errors::{frame_error, unavailable};
 pub(crate) use events::{publish, publish_at};
 use lifecycle::StatusTrail;
@@ -461,7 +461,7 @@ impl DetectionService for Application {
             .jobs
             .register(&id, &self.shared.stopping)
             .map_err(|e| DetectError::Conflict(e.to_string()))?;
-        let work = job::MediaJob {
+        let work = media_job::MediaJob {
             parts: self.parts.clone(),
             shared: Arc::clone(&self.shared),
             max_media_bytes: self.limits.max_media_bytes,

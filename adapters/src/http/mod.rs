@@ -4,7 +4,7 @@ mod credentials;
 mod detect;
 mod error;
 mod health;
-mod jobs;
+mod media_jobs;
 mod observe;
 mod openapi;
 mod stream;
@@ -98,7 +98,9 @@ pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router 
         )
         .route(
             "/detect/{media_id}",
-            post(jobs::start).get(jobs::status).delete(jobs::cancel),
+            post(media_jobs::start)
+                .get(media_jobs::status)
+                .delete(media_jobs::cancel),
         )
         .with_state(AppState {
             service,
