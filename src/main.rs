@@ -598,14 +598,16 @@ fn detect_settings(args: &DetectArgs) -> Result<RecognitionSettings, String> {
         let patch = SettingsPatch::from_json_str(json).map_err(|e| format!("--settings: {e}"))?;
         settings = settings.merged(&patch);
     }
-    let mut flags = serde_json::Map::new();
+    let mut flags = SettingsPatch::default();
     if let Some(threshold) = args.threshold {
-        flags.insert("probability_threshold".into(), threshold.into());
+        flags = flags
+            .with_probability_threshold(threshold)
+            .map_err(|e| format!("--threshold: {e}"))?;
     }
     if let Some(batch) = args.batch {
-        flags.insert("model_batch_size".into(), batch.into());
+        flags = flags
+            .with_model_batch_size(batch)
+            .map_err(|e| format!("--batch: {e}"))?;
     }
-    let patch =
-        SettingsPatch::from_json(&serde_json::Value::Object(flags)).map_err(|e| e.to_string())?;
-    Ok(settings.merged(&patch))
+    Ok(settings.merged(&flags))
 }

@@ -294,6 +294,24 @@ impl SettingsPatch {
         self.values.iter().all(Option::is_none)
     }
 
+    /// The patch with `probability_threshold` set (checked as in JSON).
+    pub fn with_probability_threshold(self, value: f64) -> Result<SettingsPatch, SettingsError> {
+        self.with_number("probability_threshold", value)
+    }
+
+    /// The patch with `model_batch_size` set (checked as in JSON).
+    pub fn with_model_batch_size(self, value: u32) -> Result<SettingsPatch, SettingsError> {
+        self.with_number("model_batch_size", f64::from(value))
+    }
+
+    fn with_number(mut self, name: &str, value: f64) -> Result<SettingsPatch, SettingsError> {
+        if let Some(i) = KEYS.iter().position(|k| k.name == name) {
+            let key = &KEYS[i];
+            self.values[i] = Some(check(key.name, key.rule, &Value::from(value))?);
+        }
+        Ok(self)
+    }
+
     /// snake_case keys present in this patch.
     pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
         KEYS.iter()

@@ -175,3 +175,28 @@ proptest! {
         prop_assert_eq!(s.frame_period_recognition(), d.frame_period_recognition());
     }
 }
+
+#[test]
+fn typed_setters_check_as_json_does() {
+    let patch = SettingsPatch::default()
+        .with_probability_threshold(0.4)
+        .unwrap()
+        .with_model_batch_size(8)
+        .unwrap();
+    let s = RecognitionSettings::default().merged(&patch);
+    assert_eq!((s.probability_threshold(), s.model_batch_size()), (0.4, 8));
+    assert_eq!(
+        SettingsPatch::default()
+            .with_probability_threshold(1.5)
+            .unwrap_err()
+            .to_string(),
+        "probability_threshold must be between 0 and 1, got 1.5"
+    );
+    assert_eq!(
+        SettingsPatch::default()
+            .with_model_batch_size(65)
+            .unwrap_err()
+            .to_string(),
+        "model_batch_size must be between 1 and 64, got 65"
+    );
+}
