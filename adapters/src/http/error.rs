@@ -13,6 +13,10 @@ pub struct Detail {
     detail: String,
 }
 
+/// What a client reads for a 500: the cause is in the log, under the request's id.
+pub const INTERNAL_DETAIL: &str =
+    "the service failed to answer; the log has the cause under this request's x-request-id";
+
 /// An HTTP failure with its status and message.
 #[derive(Debug)]
 pub struct ApiError {
@@ -70,6 +74,14 @@ impl From<DetectError> for ApiError {
         let retry_after_secs = match error {
             DetectError::Busy { retry_after_secs } => Some(retry_after_secs),
             _ => None,
+        };
+        // The cause of a 500 is the operator's to read (in the request's span, so with
+        // its id), not the client's.
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %detail, "request failed inside the service");
+            INTERNAL_DETAIL.to_string()
+        } else {
+            detail
         };
         Self {
             status,

@@ -18,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use ports::{DetectionService, MemoryBudget};
 
+pub use error::INTERNAL_DETAIL;
 pub use observe::prometheus;
 pub use openapi::ApiDoc;
 
