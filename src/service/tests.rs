@@ -274,7 +274,13 @@ async fn a_full_queue_answers_busy() {
         let app = Arc::clone(&app);
         tokio::spawn(async move { app.detect(request(b"jpeg")).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Until the first request holds the queue place, however slow the machine.
+    for _ in 0..500 {
+        if app.shared.waiting.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let refused = app.detect(request(b"jpeg")).await.unwrap_err();
     assert!(matches!(refused, DetectError::Busy { .. }), "{refused:?}");
     drop(running);

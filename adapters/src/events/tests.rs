@@ -319,13 +319,17 @@ async fn close_ends_every_stream_after_what_was_queued() {
 async fn close_wakes_a_waiting_subscriber() {
     let bus = Arc::new(bus(10, 10));
     let mut subscription = bus.subscribe(SubscribeRequest::default());
-    let waiting = tokio::spawn(async move { subscription.next().await });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut next = Box::pin(subscription.next());
+    // Polled once, so it is waiting (its waker registered) when the bus closes.
+    tokio::select! {
+        biased;
+        _ = &mut next => panic!("an event before any was published"),
+        () = std::future::ready(()) => {}
+    }
     bus.close();
-    let ended = tokio::time::timeout(Duration::from_secs(5), waiting)
+    let ended = tokio::time::timeout(Duration::from_secs(5), next)
         .await
-        .expect("woken")
-        .unwrap();
+        .expect("woken");
     assert_eq!(ended, None);
 }
 
