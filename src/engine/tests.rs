@@ -128,7 +128,7 @@ async fn starts_lazily_and_walks_download_convert_enable() {
     let status = manager.status();
     assert_eq!(status.availability, Availability::Enabled);
     assert_eq!(status.engine_type, Some("onnx"));
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    until(|| seen.lock().unwrap().len() >= 4).await;
     assert_eq!(
         *seen.lock().unwrap(),
         ["None", "Downloading", "Converting", "Enabled"]
@@ -285,6 +285,16 @@ async fn a_slow_start_is_visible_and_the_caller_gives_up_in_time() {
     let error = manager.ensure().await.err().expect("no engine");
     assert_eq!(error.status.availability, Availability::Downloading);
     // The start goes on without the caller.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    until(|| manager.status().availability == Availability::Enabled).await;
     assert_eq!(manager.status().availability, Availability::Enabled);
+}
+
+/// Polls `holds` until it does (or 10 s pass: the assertion after it then says why).
+async fn until(holds: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if holds() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
