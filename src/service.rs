@@ -7,6 +7,7 @@ mod finish;
 mod lifecycle;
 mod media_job;
 mod photo;
+mod request;
 mod staging;
 mod upload;
 mod video;
@@ -16,15 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use domain::classes::ClassTable;
-use domain::job::{MediaKind, MediaStatus};
-use domain::media::{MediaId, sniff_kind, stored_extension};
-use domain::settings::RecognitionSettings;
+use domain::job::MediaKind;
+use domain::media::{MediaId, sniff_kind};
 use ports::{
     AnnotationSink, DetectError, DetectRequest, DetectionDto, DetectionService, EventPublisher,
     EventSubscription, Health, JobView, MediaCatalog, MediaEventStatus, MediaJobRequest,
-    MediaRecord, MediaStore, RgbFrame, StreamEvent, SubscribeRequest, UploadContent, UploadSink,
+    MediaStore, StreamEvent, SubscribeRequest, UploadContent, UploadSink,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -35,8 +34,8 @@ use crate::engine::EngineManager;
 use crate::job_registry::JobRegistry;
 pub(crate) use errors::{frame_error, unavailable};
 pub(crate) use events::{publish, publish_at};
-use lifecycle::StatusTrail;
 pub(crate) use photo::{ActiveInference, detect_photo};
+use request::Upload;
 
 /// How much detection work runs and waits at once. Photos and videos have slots of
 /// their own, so videos that run for minutes never hold the slots photos need; at the
@@ -205,190 +204,6 @@ impl Application {
             .map_err(|_| DetectError::ShuttingDown)
     }
 
-    /// Decodes and detects one photo; returns the frame too (for the annotation image).
-    async fn detect_photo(
-        &self,
-        content: Bytes,
-        settings: RecognitionSettings,
-    ) -> Result<(Arc<RgbFrame>, Vec<DetectionDto>), DetectError> {
-        detect_photo(&self.parts, content, settings).await
-    }
-
-    /// Stores an upload (writes it, or moves its staged file) and starts its status
-    /// trail (spec A8).
-    async fn begin_upload(
-        &self,
-        id: &MediaId,
-        upload: &Upload,
-        content: &UploadContent,
-        credentials: &domain::auth::Credentials,
-        kind: MediaKind,
-    ) -> Result<(StatusTrail, domain::auth::BearerToken, std::path::PathBuf), DetectError> {
-        let token = lifecycle::fresh_token(self.parts.catalog.as_ref(), credentials).await;
-        let store = Arc::clone(&self.parts.store);
-        let extension = stored_extension(upload.file_name.as_deref(), kind);
-        let stored_id = id.clone();
-        let path = match content {
-            UploadContent::Memory(bytes) => {
-                let content = bytes.clone();
-                tokio::task::spawn_blocking(move || {
-                    store.store(&stored_id, kind, &extension, &content)
-                })
-                .await
-            }
-            UploadContent::Staged(staged) => {
-                let from = staged.path.clone();
-                tokio::task::spawn_blocking(move || {
-                    store.adopt(&from, &stored_id, kind, &extension)
-                })
-                .await
-            }
-        }
-        .map_err(|e| DetectError::Internal(format!("storing the upload aborted: {e}")))?
-        .map_err(|e| DetectError::Internal(e.to_string()))?;
-        let record = MediaRecord {
-            id: id.clone(),
-            name: upload.file_name.clone().unwrap_or_else(|| {
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            }),
-            path: path.clone(),
-            kind,
-            user_id: token.user_id().map(str::to_string),
-        };
-        let trail = StatusTrail::start(
-            &self.shared.tasks,
-            Arc::clone(&self.parts.catalog),
-            token.clone(),
-            id.clone(),
-            Some(record),
-        );
-        trail.report(MediaStatus::AiProcessing);
-        Ok((trail, token, path))
-    }
-
-    /// A photo in a synchronous `POST /detect`. A staged one (above the in-memory limit)
-    /// is read only once it has a detection slot.
-    async fn detect_image(
-        &self,
-        upload: Upload,
-        content: UploadContent,
-    ) -> Result<Vec<DetectionDto>, DetectError> {
-        let settings = RecognitionSettings::default().merged(&upload.settings);
-        let permit = self.admit(MediaKind::Image).await?;
-        let bytes = match &content {
-            UploadContent::Memory(bytes) => bytes.clone(),
-            UploadContent::Staged(staged) => {
-                tokio::fs::read(&staged.path)
-                    .await
-                    .map(Bytes::from)
-                    .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))?
-            }
-        };
-        let id = MediaId::of_content(&bytes);
-        let lifecycle = match &upload.credentials {
-            Some(credentials) => Some(
-                self.begin_upload(&id, &upload, &content, credentials, MediaKind::Image)
-                    .await?,
-            ),
-            None => None,
-        };
-        let outcome = self.detect_photo(bytes, settings).await;
-        // The detection slot is free while the annotation is journaled (a disk write):
-        // a slow disk delays this answer, not the next photo's detection.
-        drop(permit);
-        match &outcome {
-            Ok((frame, dtos)) => {
-                if !dtos.is_empty() {
-                    self.publish(&id, MediaEventStatus::AiProcessing, dtos.clone(), None);
-                    if let Some((_, token, _)) = &lifecycle {
-                        let annotation = lifecycle::FrameAnnotation {
-                            media_id: id.clone(),
-                            at_seconds: 0.0,
-                            frame: Arc::clone(frame),
-                            detections: dtos.clone(),
-                            authorization: Some(token.header().to_string()),
-                        };
-                        lifecycle::deliver_annotation(
-                            self.parts.sink.as_ref(),
-                            &self.parts.detector,
-                            annotation,
-                            None,
-                        )
-                        .await;
-                    }
-                }
-                self.publish(&id, MediaEventStatus::AiProcessed, vec![], None);
-                if let Some((trail, _, _)) = &lifecycle {
-                    trail.report(MediaStatus::AiProcessed);
-                }
-            }
-            Err(e) => {
-                self.publish(&id, MediaEventStatus::Error, vec![], Some(e.to_string()));
-                if let Some((trail, _, _)) = &lifecycle {
-                    trail.report(MediaStatus::Error);
-                }
-            }
-        }
-        outcome.map(|(_, dtos)| dtos)
-    }
-
-    /// A video in a synchronous `POST /detect`: all accepted detections, in order.
-    async fn detect_video(
-        &self,
-        upload: Upload,
-        content: UploadContent,
-    ) -> Result<Vec<DetectionDto>, DetectError> {
-        let settings = RecognitionSettings::default().merged(&upload.settings);
-        let _permit = self.admit(MediaKind::Video).await?;
-        let id = content_id(&content).await?;
-        let lifecycle = match &upload.credentials {
-            Some(credentials) => Some(
-                self.begin_upload(&id, &upload, &content, credentials, MediaKind::Video)
-                    .await?,
-            ),
-            None => None,
-        };
-        let source = match (&lifecycle, &content) {
-            (Some((_, _, path)), _) => ports::VideoSource::Path(path.clone()),
-            (None, UploadContent::Memory(bytes)) => ports::VideoSource::Memory(bytes.clone()),
-            (None, UploadContent::Staged(staged)) => ports::VideoSource::Path(staged.path.clone()),
-        };
-        let run = video::VideoRun {
-            parts: &self.parts,
-            settings,
-            id: video::EventId::known(id.clone()),
-            authorization: lifecycle.as_ref().map(|(_, t, _)| t.header().to_string()),
-            cancel: self.shared.stopping.child_token(),
-            on_progress: &|_| {},
-            tracker: &self.shared.tasks,
-        };
-        let outcome = run.run(source).await;
-        let finish = finish::Finish {
-            state: &self.shared,
-            events: self.parts.events.as_ref(),
-            media: &id,
-            jobs: &[],
-            trail: lifecycle.as_ref().map(|(trail, _, _)| trail),
-            what: "video",
-        };
-        match outcome {
-            Ok(done) => {
-                finish.report(finish::RunEnd::Processed { note: done.broken });
-                Ok(done.detections)
-            }
-            Err(stop) => {
-                let error = match stop {
-                    video::VideoStop::Cancelled => DetectError::ShuttingDown,
-                    video::VideoStop::Failed(e) => e,
-                };
-                finish.report(finish::RunEnd::Failed(error.to_string()));
-                Err(error)
-            }
-        }
-    }
-
     fn publish(
         &self,
         id: &MediaId,
@@ -490,27 +305,6 @@ impl DetectionService for Application {
 
     fn subscribe(&self, request: SubscribeRequest) -> EventSubscription {
         self.parts.events.subscribe(request)
-    }
-}
-
-/// What came with an upload besides its content.
-struct Upload {
-    file_name: Option<String>,
-    settings: domain::settings::SettingsPatch,
-    credentials: Option<domain::auth::Credentials>,
-}
-
-/// The content id of spec A8: over the bytes, or over the staged file's samples.
-async fn content_id(content: &UploadContent) -> Result<MediaId, DetectError> {
-    match content {
-        UploadContent::Memory(bytes) => Ok(MediaId::of_content(bytes)),
-        UploadContent::Staged(staged) => {
-            let (path, size) = (staged.path.clone(), staged.size);
-            tokio::task::spawn_blocking(move || upload::hash_file(&path, size))
-                .await
-                .map_err(|e| DetectError::Internal(e.to_string()))?
-                .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))
-        }
     }
 }
 

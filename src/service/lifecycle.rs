@@ -86,6 +86,31 @@ pub struct FrameAnnotation {
     pub authorization: Option<String>,
 }
 
+impl super::Collaborators {
+    /// [`deliver_annotation`] to this application's sink.
+    pub async fn deliver(&self, annotation: FrameAnnotation) {
+        deliver_annotation(self.sink.as_ref(), &self.detector, annotation, None).await;
+    }
+}
+
+impl FrameAnnotation {
+    /// A photo's annotation (time 0), for the user of `token`.
+    pub fn of_photo(
+        media_id: &MediaId,
+        frame: Arc<RgbFrame>,
+        detections: Vec<DetectionDto>,
+        token: &domain::auth::BearerToken,
+    ) -> FrameAnnotation {
+        FrameAnnotation {
+            media_id: media_id.clone(),
+            at_seconds: 0.0,
+            frame,
+            detections,
+            authorization: Some(token.header().to_string()),
+        }
+    }
+}
+
 /// Hands one accepted annotation to the sink, with the frame as base64 JPEG. Encoding
 /// runs on a blocking thread; delivery failures are the sink's to count. A video
 /// cancelled (`cancel`) while its frame was encoded delivers nothing.

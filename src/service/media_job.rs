@@ -146,20 +146,8 @@ impl MediaJob {
                 dtos.clone(),
                 None,
             );
-            let annotation = lifecycle::FrameAnnotation {
-                media_id: id.clone(),
-                at_seconds: 0.0,
-                frame,
-                detections: dtos,
-                authorization: Some(token.header().to_string()),
-            };
-            lifecycle::deliver_annotation(
-                self.parts.sink.as_ref(),
-                &self.parts.detector,
-                annotation,
-                None,
-            )
-            .await;
+            let annotation = lifecycle::FrameAnnotation::of_photo(id, frame, dtos, token);
+            self.parts.deliver(annotation).await;
         }
         Ok(None)
     }
