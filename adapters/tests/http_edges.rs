@@ -110,6 +110,13 @@ async fn the_client_s_mistakes_are_400_and_401_without_reaching_the_service() {
         body["detail"].as_str().unwrap().starts_with("config: "),
         "{body}"
     );
+    // A config part is settings, not a way around the memory budget.
+    let huge = format!("{{\"x\": \"{}\"}}", "a".repeat(100 * 1024));
+    let (status, _, body) = post_detect(&base, photo_form().text("config", huge)).await;
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (400, Some("config: larger than 64 KiB"))
+    );
     let (status, _, body) = post_detect(
         &base,
         photo_form().text("config", r#"{"tile_merge": "maybe"}"#),

@@ -62,7 +62,7 @@ pub async fn detect(
                 file = Some((content, name));
             }
             Some("config") => {
-                let text = field.text().await?;
+                let text = receive_config(&mut field).await?;
                 if !text.trim().is_empty() {
                     settings = SettingsPatch::from_json_str(&text)
                         .map_err(|e| ApiError::bad_request(format!("config: {e}")))?;
@@ -85,6 +85,27 @@ pub async fn detect(
         .await?;
     drop(lease);
     Ok(Json(detections))
+}
+
+/// The most a `config` part may hold: settings are a few hundred bytes; more would be
+/// memory outside the budget.
+const CONFIG_MAX_BYTES: usize = 64 * 1024;
+
+/// The `config` part as text, refused (400) past [`CONFIG_MAX_BYTES`].
+async fn receive_config(
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await? {
+        if bytes.len() + chunk.len() > CONFIG_MAX_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "config: larger than {} KiB",
+                CONFIG_MAX_BYTES / 1024
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| ApiError::bad_request("config: not UTF-8 text"))
 }
 
 /// The first bytes that tell a video from a photo.
