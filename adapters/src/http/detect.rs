@@ -45,8 +45,11 @@ pub async fn detect(
     let credentials = super::credentials::credentials(&headers)?;
     // Room for what this body may hold in memory, before a byte of it is read.
     let Some(lease) = state.budget.admit(declared_length(&headers)) else {
-        discard_in_background(multipart);
-        return Err(super::shed(&state.budget));
+        return Err(super::shed(&state.budget, async move {
+            while let Ok(Some(mut field)) = multipart.next_field().await {
+                while let Ok(Some(_)) = field.chunk().await {}
+            }
+        }));
     };
     // A body declared larger than it may hold goes to a staged file from its first byte.
     let stage_at_once = declared_length(&headers).is_some_and(|n| n > lease.bytes() as u64);
@@ -160,17 +163,4 @@ async fn receive_file(
         Some(sink) => UploadContent::Staged(sink.finish().await?),
         None => UploadContent::Memory(head.freeze()),
     })
-}
-
-/// Reads a shed request's body to its end (discarding it) after the answer, so the
-/// client reads a clean 503 instead of a reset connection; gives up after a while.
-fn discard_in_background(mut multipart: Multipart) {
-    tokio::spawn(async move {
-        let drain = async {
-            while let Ok(Some(mut field)) = multipart.next_field().await {
-                while let Ok(Some(_)) = field.chunk().await {}
-            }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
-    });
 }

@@ -37,8 +37,19 @@ pub struct AppState {
 /// Uploads shed by the memory budget.
 pub const SHED_TOTAL: &str = "detections_requests_shed_total";
 
-/// 503 with `Retry-After` for an upload the budget has no room for, counted.
-fn shed(budget: &MemoryBudget) -> error::ApiError {
+/// How long a shed request's body is read (and thrown away) after its answer.
+const DISCARD_FOR: Duration = Duration::from_secs(60);
+
+/// 503 with `Retry-After` for an upload the budget has no room for, counted. `discard`
+/// reads the rest of its body in the background (for at most [`DISCARD_FOR`]), so the
+/// client reads this answer instead of a reset connection.
+fn shed(
+    budget: &MemoryBudget,
+    discard: impl std::future::Future<Output = ()> + Send + 'static,
+) -> error::ApiError {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(DISCARD_FOR, discard).await;
+    });
     metrics::counter!(SHED_TOTAL).increment(1);
     error::ApiError::shed(
         format!(

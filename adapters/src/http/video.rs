@@ -67,7 +67,7 @@ impl ByteStream for BodyChunks {
         (status = 400, description = "No X-Filename, bad X-Config, empty or broken upload", body = super::error::Detail),
         (status = 401, description = "Authorization is not `Bearer <token>`", body = super::error::Detail),
         (status = 413, description = "Content-Length over the configured limit", body = super::error::Detail),
-        (status = 503, description = "Queue full (Retry-After) or shutting down", body = super::error::Detail),
+        (status = 503, description = "Queue full or memory budget for bodies taken (both with Retry-After), or shutting down", body = super::error::Detail),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -101,12 +101,10 @@ pub async fn upload(
         .budget
         .reserve(VIDEO_UPLOAD_HOLDS.min(state.budget.in_memory_max()))
     else {
-        tokio::spawn(async move {
-            let mut chunks = body.into_data_stream();
-            let drain = async { while let Some(Ok(_)) = chunks.next().await {} };
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
-        });
-        return Err(super::shed(&state.budget));
+        let mut chunks = body.into_data_stream();
+        return Err(super::shed(&state.budget, async move {
+            while let Some(Ok(_)) = chunks.next().await {}
+        }));
     };
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
