@@ -7,13 +7,22 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use adapters::annotations::http::AnnotationsClientConfig;
+use adapters::annotations::outbox::OutboxConfig as OutboxSettings;
+use adapters::annotations::webhook::WebhookSinkConfig;
+use adapters::events::EventBusConfig;
+use adapters::model_source::loader::LoaderConfig;
+use adapters::video::FfmpegConfig;
+use detections::batcher::BatchingConfig;
+use detections::service::Admission;
 use domain::tiling::Tiling;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 mod engine;
-pub use engine::{EngineConfig, LayoutChoice};
+pub use engine::EngineConfig;
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -58,6 +67,15 @@ impl Default for EventsConfig {
     }
 }
 
+impl From<&EventsConfig> for EventBusConfig {
+    fn from(events: &EventsConfig) -> Self {
+        Self {
+            replay_capacity: events.replay_capacity,
+            subscriber_queue: events.subscriber_queue,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
@@ -73,6 +91,18 @@ pub struct OutboxConfig {
     pub max_delay_ms: u64,
     /// How long to wait after finding the sink down before trying again.
     pub spool_retry_secs: u64,
+}
+
+impl From<&OutboxConfig> for OutboxSettings {
+    fn from(outbox: &OutboxConfig) -> Self {
+        Self {
+            spool_dir: outbox.spool_dir.clone(),
+            max_attempts: outbox.max_attempts,
+            first_delay: Duration::from_millis(outbox.first_delay_ms),
+            max_delay: Duration::from_millis(outbox.max_delay_ms),
+            spool_retry_interval: Duration::from_secs(outbox.spool_retry_secs),
+        }
+    }
 }
 
 impl Default for OutboxConfig {
@@ -178,19 +208,7 @@ pub enum ModelSourceConfig {
         dir: PathBuf,
     },
     /// The Loader service (spec A9).
-    Loader {
-        #[serde(default = "default_loader_url")]
-        url: String,
-        #[serde(default = "default_model_folder")]
-        folder: String,
-        /// Where downloads are cached while in use.
-        #[serde(default = "default_download_dir")]
-        download_dir: PathBuf,
-        #[serde(default = "default_timeout_secs")]
-        timeout_secs: u64,
-        #[serde(default = "default_retries")]
-        retries: u32,
-    },
+    Loader(LoaderSettings),
 }
 
 impl Default for ModelSourceConfig {
@@ -204,24 +222,47 @@ impl Default for ModelSourceConfig {
 fn default_model_dir() -> PathBuf {
     PathBuf::from("assets/models")
 }
-fn default_loader_url() -> String {
-    "http://loader:8080".into()
+
+/// `[model_source] kind = "loader"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoaderSettings {
+    pub url: String,
+    pub folder: String,
+    /// Where downloads are cached while in use.
+    pub download_dir: PathBuf,
+    pub timeout_secs: u64,
+    pub retries: u32,
 }
-fn default_annotations_url() -> String {
-    "http://annotations:8080".into()
+
+impl Default for LoaderSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://loader:8080".into(),
+            folder: "models".into(),
+            download_dir: PathBuf::from("cache/models"),
+            timeout_secs: default_timeout_secs(),
+            retries: 3,
+        }
+    }
 }
-fn default_model_folder() -> String {
-    "models".into()
+
+impl From<&LoaderSettings> for LoaderConfig {
+    fn from(loader: &LoaderSettings) -> Self {
+        Self {
+            url: loader.url.clone(),
+            folder: loader.folder.clone(),
+            download_dir: loader.download_dir.clone(),
+            timeout: Duration::from_secs(loader.timeout_secs),
+            retries: loader.retries,
+        }
+    }
 }
-fn default_download_dir() -> PathBuf {
-    PathBuf::from("cache/models")
-}
+
 fn default_timeout_secs() -> u64 {
     30
 }
-fn default_retries() -> u32 {
-    3
-}
+
 /// Where accepted annotations go. One variant per adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -232,22 +273,10 @@ pub enum AnnotationsConfig {
         path: PathBuf,
     },
     /// The Annotations service (spec A9).
-    Http {
-        #[serde(default = "default_annotations_url")]
-        url: String,
-        #[serde(default = "default_timeout_secs")]
-        timeout_secs: u64,
-    },
+    Http(AnnotationsHttpSettings),
     /// Any webhook: each annotation posted as `{"event":"annotation","annotation":…}`.
     /// Media records stay local (as with `file`).
-    Webhook {
-        url: String,
-        #[serde(default = "default_timeout_secs")]
-        timeout_secs: u64,
-        /// A header sent with every call, e.g. `secret_header = ["x-hook-secret", "…"]`.
-        #[serde(default)]
-        secret_header: Option<(String, String)>,
-    },
+    Webhook(WebhookSettings),
 }
 
 fn default_annotation_file() -> PathBuf {
@@ -258,6 +287,54 @@ impl Default for AnnotationsConfig {
     fn default() -> Self {
         Self::File {
             path: default_annotation_file(),
+        }
+    }
+}
+
+/// `[annotations] kind = "http"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnnotationsHttpSettings {
+    pub url: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for AnnotationsHttpSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://annotations:8080".into(),
+            timeout_secs: default_timeout_secs(),
+        }
+    }
+}
+
+impl From<&AnnotationsHttpSettings> for AnnotationsClientConfig {
+    fn from(http: &AnnotationsHttpSettings) -> Self {
+        Self {
+            url: http.url.clone(),
+            timeout: Duration::from_secs(http.timeout_secs),
+        }
+    }
+}
+
+/// `[annotations] kind = "webhook"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// A header sent with every call, e.g. `secret_header = ["x-hook-secret", "…"]`.
+    #[serde(default)]
+    pub secret_header: Option<(String, String)>,
+}
+
+impl From<&WebhookSettings> for WebhookSinkConfig {
+    fn from(webhook: &WebhookSettings) -> Self {
+        Self {
+            url: webhook.url.clone(),
+            timeout: Duration::from_secs(webhook.timeout_secs),
+            secret_header: webhook.secret_header.clone(),
         }
     }
 }
@@ -280,50 +357,52 @@ impl Default for MediaConfig {
 
 /// How videos are decoded. One variant per adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VideoConfig {
     /// The `ffmpeg` program as a child process.
-    Ffmpeg {
-        #[serde(default = "default_ffmpeg")]
-        program: PathBuf,
-        /// Longest wait for the header or the next frame before the decoder is killed.
-        #[serde(default = "default_stall_secs")]
-        stall_timeout_secs: u64,
-        /// Address-space limit of the decoder process, MiB.
-        #[serde(default = "default_video_memory_mib")]
-        memory_limit_mib: u64,
-        #[serde(default = "default_video_threads")]
-        threads: u32,
-        /// Largest frame (width × height).
-        #[serde(default = "default_video_max_pixels")]
-        max_pixels: u64,
-    },
-}
-
-fn default_ffmpeg() -> PathBuf {
-    PathBuf::from("ffmpeg")
-}
-fn default_stall_secs() -> u64 {
-    60
-}
-fn default_video_memory_mib() -> u64 {
-    4096
-}
-fn default_video_threads() -> u32 {
-    2
-}
-fn default_video_max_pixels() -> u64 {
-    7680 * 4320
+    Ffmpeg(FfmpegSettings),
 }
 
 impl Default for VideoConfig {
     fn default() -> Self {
-        Self::Ffmpeg {
-            program: default_ffmpeg(),
-            stall_timeout_secs: default_stall_secs(),
-            memory_limit_mib: default_video_memory_mib(),
-            threads: default_video_threads(),
-            max_pixels: default_video_max_pixels(),
+        Self::Ffmpeg(FfmpegSettings::default())
+    }
+}
+
+/// `[video] kind = "ffmpeg"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FfmpegSettings {
+    pub program: PathBuf,
+    /// Longest wait for the header or the next frame before the decoder is killed.
+    pub stall_timeout_secs: u64,
+    /// Address-space limit of the decoder process, MiB.
+    pub memory_limit_mib: u64,
+    pub threads: u32,
+    /// Largest frame (width × height).
+    pub max_pixels: u64,
+}
+
+impl Default for FfmpegSettings {
+    fn default() -> Self {
+        Self {
+            program: PathBuf::from("ffmpeg"),
+            stall_timeout_secs: 60,
+            memory_limit_mib: 4096,
+            threads: 2,
+            max_pixels: 7680 * 4320,
+        }
+    }
+}
+
+impl From<&FfmpegSettings> for FfmpegConfig {
+    fn from(ffmpeg: &FfmpegSettings) -> Self {
+        Self {
+            program: ffmpeg.program.clone(),
+            stall_timeout: Duration::from_secs(ffmpeg.stall_timeout_secs.max(1)),
+            memory_limit_bytes: ffmpeg.memory_limit_mib.saturating_mul(1 << 20),
+            threads: ffmpeg.threads.max(1),
+            max_pixels: ffmpeg.max_pixels,
         }
     }
 }
@@ -367,8 +446,17 @@ impl Default for DetectionConfig {
 }
 
 impl DetectionConfig {
-    pub fn batching(&self) -> crate::batcher::BatchingConfig {
-        crate::batcher::BatchingConfig {
+    /// How many detections run and wait.
+    pub fn admission(&self) -> Admission {
+        Admission {
+            max_running: self.max_running,
+            max_videos: self.max_videos,
+            queue_capacity: self.queue_capacity,
+        }
+    }
+
+    pub fn batching(&self) -> BatchingConfig {
+        BatchingConfig {
             workers: self.batch_workers.max(1),
             max_delay: std::time::Duration::from_millis(self.batch_delay_ms),
         }

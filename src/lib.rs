@@ -5,17 +5,16 @@
 //! - [`service`]: the driving port's implementation the HTTP adapter calls.
 //! - [`detect_files`]: the `detections detect` command.
 //! - [`bench`]: the `detections bench-frames` command (stage timings).
-//! - [`config`], [`logging`], [`cli`]: the process around them.
 //!
-//! Concrete adapters are named only in `main.rs`.
+//! The process around them (configuration, logging, the command line, and the choice
+//! of adapters) is the `detections` binary: `src/main.rs` and its modules `cli`,
+//! `commands`, `compose`, `config`, `logging`. This library never sees `adapters`: the
+//! dependency is optional (feature `server`, which only the binary requires), and the
+//! lint stage builds the library without it (`cargo check --lib --no-default-features`).
 
 pub mod batcher;
 pub mod bench;
-pub mod cli;
-pub mod config;
 pub mod detect;
 pub mod detect_files;
 pub mod engine;
-pub mod job_registry;
-pub mod logging;
 pub mod service;

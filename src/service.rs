@@ -22,8 +22,8 @@ use domain::job::MediaKind;
 use domain::media::{MediaId, sniff_kind};
 use ports::{
     AnnotationSink, DetectError, DetectRequest, DetectionDto, DetectionService, EventPublisher,
-    EventSubscription, Health, JobView, MediaCatalog, MediaEventStatus, MediaJobRequest,
-    MediaStore, StreamEvent, SubscribeRequest, UploadContent, UploadSink,
+    EventSubscription, Health, JobRegistry, JobView, MediaCatalog, MediaEventStatus,
+    MediaJobRequest, MediaStore, StreamEvent, SubscribeRequest, UploadContent, UploadSink,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -31,8 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::detect::FrameDetector;
 use crate::engine::EngineManager;
-use crate::job_registry::JobRegistry;
-pub(crate) use errors::{frame_error, unavailable};
+pub(crate) use errors::{claim_error, frame_error, unavailable};
 pub(crate) use events::{publish, publish_at};
 pub(crate) use photo::{ActiveInference, detect_photo};
 use request::Upload;
@@ -59,6 +58,8 @@ pub struct Collaborators {
     pub catalog: Arc<dyn MediaCatalog>,
     pub store: Arc<dyn MediaStore>,
     pub video: Arc<dyn ports::VideoDecoder>,
+    /// Background jobs by media (the 409 of spec A3).
+    pub jobs: Arc<dyn JobRegistry>,
     /// Memory for what requests hold in flight; videos reserve their frames here.
     pub memory: Arc<ports::MemoryBudget>,
 }
@@ -96,7 +97,6 @@ struct ServiceState {
     running: Arc<Semaphore>,
     videos: Arc<Semaphore>,
     waiting: AtomicUsize,
-    jobs: JobRegistry,
     /// Cancelled at shutdown; every job's token is a child of it.
     stopping: CancellationToken,
     /// Background jobs and status trails, waited for at shutdown.
@@ -119,7 +119,6 @@ impl Application {
                 running: Arc::new(Semaphore::new(limits.admission.max_running.max(1))),
                 videos: Arc::new(Semaphore::new(limits.admission.max_videos.max(1))),
                 waiting: AtomicUsize::new(0),
-                jobs: JobRegistry::default(),
                 stopping: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -271,11 +270,12 @@ impl DetectionService for Application {
     async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError> {
         self.refuse_when_stopping()?;
         let id = request.media_id.clone();
-        let cancel = self
-            .shared
+        let cancel = self.shared.stopping.child_token();
+        self.parts
             .jobs
-            .register(&id, &self.shared.stopping)
-            .map_err(|e| DetectError::Conflict(e.to_string()))?;
+            .claim(&id, cancel.clone())
+            .await
+            .map_err(claim_error)?;
         let work = media_job::MediaJob {
             parts: self.parts.clone(),
             shared: Arc::clone(&self.shared),
@@ -292,14 +292,15 @@ impl DetectionService for Application {
         upload::start(self, upload).await
     }
 
-    fn job(&self, media_id: &MediaId) -> Option<JobView> {
-        self.shared.jobs.view(media_id)
+    async fn job(&self, media_id: &MediaId) -> Option<JobView> {
+        self.parts.jobs.view(media_id).await
     }
 
-    fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError> {
-        self.shared
+    async fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError> {
+        self.parts
             .jobs
             .cancel(media_id)
+            .await
             .ok_or_else(|| DetectError::NotFound(format!("no detection job for media {media_id}")))
     }
 

@@ -8,6 +8,7 @@ pub mod events;
 pub mod gpu;
 pub mod http;
 pub mod image;
+pub mod jobs;
 pub mod media;
 pub mod model_source;
 pub mod video;

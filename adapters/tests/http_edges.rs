@@ -287,3 +287,51 @@ async fn jobs_answer_404_and_health_never_waits() {
         (200, Some("Downloading"))
     );
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_stalled_request_gets_503_with_a_detail() {
+    let mut service = MockDetectionService::new();
+    service.expect_job().returning(|_| None);
+    let base = serve(
+        service,
+        HttpConfig {
+            request_timeout: std::time::Duration::from_secs(1),
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let chosen = client
+        .get(format!("{base}/detect/abc"))
+        .header("x-request-id", "client-chosen-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.headers()["x-request-id"], "client-chosen-7");
+    let made = client.get(format!("{base}/detect/abc")).send().await.unwrap();
+    let made_id = made.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(!made_id.is_empty());
+    let again = client.get(format!("{base}/detect/abc")).send().await.unwrap();
+    assert_ne!(again.headers()["x-request-id"], made_id.as_str(), "ids are unique");
+
+    // A body that stops arriving: the time limit answers, in the API's error shape.
+    use futures_util::StreamExt;
+    let stream = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"--x\r\n"))
+    })
+    .chain(futures_util::stream::pending());
+    let response = client
+        .post(format!("{base}/detect"))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .header("content-length", "1000")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert!(!response.headers()["x-request-id"].is_empty());
+    let (status, _, body) = answer(response).await;
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (503, Some("the request took longer than 1 s"))
+    );
+}

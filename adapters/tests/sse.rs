@@ -48,10 +48,10 @@ impl DetectionService for TestService {
     ) -> Result<ports::UploadStarted, DetectError> {
         Err(DetectError::BadInput("not in this test".into()))
     }
-    fn job(&self, _media_id: &MediaId) -> Option<JobView> {
+    async fn job(&self, _media_id: &MediaId) -> Option<JobView> {
         None
     }
-    fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError> {
+    async fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError> {
         Err(DetectError::NotFound(format!(
             "no job for media {media_id}"
         )))

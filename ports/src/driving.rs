@@ -164,9 +164,9 @@ pub trait DetectionService: Send + Sync {
     /// id is its content hash), while detection goes on in the background.
     async fn start_video_upload(&self, upload: VideoUpload) -> Result<UploadStarted, DetectError>;
     /// The latest job of a media, if one is known.
-    fn job(&self, media_id: &MediaId) -> Option<JobView>;
+    async fn job(&self, media_id: &MediaId) -> Option<JobView>;
     /// Cancels a queued or running job; it stops at the next frame boundary.
-    fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError>;
+    async fn cancel_job(&self, media_id: &MediaId) -> Result<JobView, DetectError>;
     /// The SSE stream (spec A7, B).
     fn subscribe(&self, request: SubscribeRequest) -> EventSubscription;
 }

@@ -2,7 +2,8 @@
 //!
 //! Driven ports (the core calls them, adapters implement them): [`ModelSource`],
 //! [`EngineFactory`] and [`InferenceEngine`], [`GpuProbe`], [`FrameCodec`] and [`Preprocessor`],
-//! [`AnnotationSink`], [`EventPublisher`]. The driving port ([`DetectionService`])
+//! [`AnnotationSink`], [`EventPublisher`], [`JobRegistry`], [`MediaStore`] and
+//! [`MediaCatalog`], [`VideoDecoder`]. The driving port ([`DetectionService`])
 //! is what the inbound HTTP adapter calls; the core implements it.
 //!
 //! Every type crossing a port is ours: no `ort`, `axum`, `reqwest` or `image`
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod events;
 pub mod frame;
 pub mod gpu;
+pub mod jobs;
 pub mod media;
 pub mod memory;
 pub mod model_source;
@@ -36,6 +38,7 @@ pub use frame::{
     DecodeError, DrawnBox, FrameAnnotator, FrameCodec, PreprocessError, Preprocessor, RgbFrame,
 };
 pub use gpu::{GpuInfo, GpuProbe, GpuUnavailable, Precision};
+pub use jobs::{JobClaimError, JobRegistry, JobStep};
 pub use media::{CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError};
 pub use memory::{MemoryBudget, MemoryLease};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};

@@ -1,176 +1,185 @@
 //! The `[engine]` section: how inference runs, one variant per engine adapter.
+//!
+//! The keys every engine reads are one struct ([`ModelRunSettings`]), the keys both GPU
+//! engines read another ([`GpuEngineSettings`]); each variant flattens the ones it uses,
+//! so the TOML stays flat (`[engine] kind = "tensorrt"`, `device_id = 1`) and the
+//! adapter settings are built from each struct in one place (`From` impls below).
 
 use std::path::PathBuf;
 
+use adapters::engine::onnx::{GpuEngineConfig, OnnxEngineConfig};
 use domain::geometry::Preprocess;
+use domain::layout::LayoutKind;
 use serde::{Deserialize, Serialize};
-
-fn default_ort_library() -> PathBuf {
-    PathBuf::from("assets/onnxruntime/libonnxruntime.so.1.32.0")
-}
-fn default_nms_iou() -> f32 {
-    0.7
-}
-fn default_sessions() -> usize {
-    1
-}
 
 /// How inference runs. One variant per engine adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EngineConfig {
     /// ONNX Runtime on the CPU.
-    Onnx {
-        /// The ONNX Runtime shared library, loaded at run time.
-        #[serde(default = "default_ort_library")]
-        library: PathBuf,
-        /// Threads per session for one operator; 0 = the machine's cores ÷ sessions.
-        #[serde(default)]
-        intra_threads: usize,
-        /// Sessions run side by side (ONNX Runtime runs one call per session at a time).
-        #[serde(default = "default_sessions")]
-        sessions: usize,
-        /// Output layout: `auto` (from shapes and metadata), `end2end`, `ultralytics`, `yolov5`.
-        #[serde(default)]
-        layout: LayoutChoice,
-        /// How a view reaches the model input: `letterbox` (Ultralytics, what YOLO models
-        /// are trained with) or `stretch` (the original service's `blobFromImage`).
-        #[serde(default)]
-        preprocess: Preprocess,
-        /// IoU above which NMS drops the weaker box of a class.
-        #[serde(default = "default_nms_iou")]
-        nms_iou: f32,
-        /// Views per engine call for a model whose input batch is dynamic. Unset: derived
-        /// from the model's shapes, at most 8 (docs/pipeline.md §7); set: used as given.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max_batch: Option<usize>,
-        /// Idle intra-op threads spin. Off: measured slower here (adapters bench, engine).
-        #[serde(default)]
-        intra_spinning: bool,
-        /// Nice value of the inference threads (0 = as the process): above the async
-        /// runtime's, so `/health` and streams answer at once while every core infers.
-        #[serde(default = "default_inference_nice")]
-        inference_nice: i32,
-    },
+    Onnx(OnnxEngineSettings),
     /// TensorRT through ONNX Runtime's TensorRT execution provider (spec A4, GPU): a
     /// pre-built engine for this GPU from the Loader, else a CUDA session serves while the
     /// engine is built, uploaded and switched to.
-    Tensorrt {
-        /// The GPU build of ONNX Runtime (from the `onnxruntime-gpu` wheel), loaded at run time.
-        #[serde(default = "default_gpu_ort_library")]
-        library: PathBuf,
-        /// The CUDA driver library the GPU probe loads.
-        #[serde(default = "default_cuda_driver")]
-        cuda_driver: PathBuf,
-        /// CUDA device ordinal.
-        #[serde(default)]
-        device_id: u32,
-        /// With no usable GPU or GPU libraries, serve on the CPU (reported as `Warning`)
-        /// instead of `Error`. Off: a GPU deployment that lost its GPU should be noticed.
-        #[serde(default)]
-        allow_cpu_fallback: bool,
-        #[serde(default)]
-        layout: LayoutChoice,
-        #[serde(default)]
-        preprocess: Preprocess,
-        #[serde(default = "default_nms_iou")]
-        nms_iou: f32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max_batch: Option<usize>,
-        /// Build in float16 where the GPU has fast float16.
-        #[serde(default = "default_true")]
-        fp16: bool,
-        /// Build in INT8 where the GPU can and `<model stem>.int8_calib.cache` is on the Loader.
-        #[serde(default)]
-        int8: bool,
-        /// TensorRT's builder workspace limit, bytes.
-        #[serde(default = "default_workspace_bytes")]
-        workspace_bytes: u64,
-        /// Built engines and TensorRT's timing caches: keep it on a volume, so a restart
-        /// on the same GPU does not rebuild.
-        #[serde(default = "default_engine_cache")]
-        cache_dir: PathBuf,
-    },
+    Tensorrt(TensorrtEngineSettings),
     /// ONNX Runtime's CUDA execution provider, without TensorRT.
-    Cuda {
-        /// The GPU build of ONNX Runtime (from the `onnxruntime-gpu` wheel), loaded at run time.
-        #[serde(default = "default_gpu_ort_library")]
-        library: PathBuf,
-        /// The CUDA driver library the GPU probe loads.
-        #[serde(default = "default_cuda_driver")]
-        cuda_driver: PathBuf,
-        /// CUDA device ordinal.
-        #[serde(default)]
-        device_id: u32,
-        /// With no usable GPU or GPU libraries, serve on the CPU (reported as `Warning`)
-        /// instead of `Error`. Off: a GPU deployment that lost its GPU should be noticed.
-        #[serde(default)]
-        allow_cpu_fallback: bool,
-        #[serde(default)]
-        layout: LayoutChoice,
-        #[serde(default)]
-        preprocess: Preprocess,
-        #[serde(default = "default_nms_iou")]
-        nms_iou: f32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max_batch: Option<usize>,
-    },
-}
-
-fn default_gpu_ort_library() -> PathBuf {
-    PathBuf::from("/opt/onnxruntime/libonnxruntime.so")
-}
-fn default_cuda_driver() -> PathBuf {
-    PathBuf::from("libcuda.so.1")
-}
-fn default_true() -> bool {
-    true
-}
-fn default_workspace_bytes() -> u64 {
-    4 << 30
-}
-fn default_engine_cache() -> PathBuf {
-    PathBuf::from("cache/engines")
+    Cuda(CudaEngineSettings),
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self::Onnx {
-            library: default_ort_library(),
-            intra_threads: 0,
-            sessions: default_sessions(),
-            layout: LayoutChoice::Auto,
-            preprocess: Preprocess::default(),
-            nms_iou: default_nms_iou(),
-            max_batch: None,
-            intra_spinning: false,
-            inference_nice: default_inference_nice(),
-        }
+        Self::Onnx(OnnxEngineSettings::default())
     }
-}
-
-fn default_inference_nice() -> i32 {
-    5
 }
 
 impl EngineConfig {
-    pub fn nms_iou(&self) -> f32 {
+    /// The keys every engine reads.
+    pub fn model_run(&self) -> &ModelRunSettings {
         match self {
-            Self::Onnx { nms_iou, .. }
-            | Self::Tensorrt { nms_iou, .. }
-            | Self::Cuda { nms_iou, .. } => *nms_iou,
+            Self::Onnx(onnx) => &onnx.model_run,
+            Self::Tensorrt(tensorrt) => &tensorrt.model_run,
+            Self::Cuda(cuda) => &cuda.model_run,
         }
     }
 
+    pub fn nms_iou(&self) -> f32 {
+        self.model_run().nms_iou
+    }
+
     pub fn preprocess(&self) -> Preprocess {
-        match self {
-            Self::Onnx { preprocess, .. }
-            | Self::Tensorrt { preprocess, .. }
-            | Self::Cuda { preprocess, .. } => *preprocess,
+        self.model_run().preprocess
+    }
+}
+
+/// How a model is fed and read, whatever runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelRunSettings {
+    /// Output layout: `auto` (from shapes and metadata), `end2end`, `ultralytics`, `yolov5`.
+    pub layout: LayoutChoice,
+    /// How a view reaches the model input: `letterbox` (Ultralytics, what YOLO models
+    /// are trained with) or `stretch` (the original service's `blobFromImage`).
+    pub preprocess: Preprocess,
+    /// IoU above which NMS drops the weaker box of a class.
+    pub nms_iou: f32,
+    /// Views per engine call for a model whose input batch is dynamic. Unset: derived
+    /// from the model's shapes, at most 8 (docs/pipeline.md §7); set: used as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<usize>,
+}
+
+impl Default for ModelRunSettings {
+    fn default() -> Self {
+        Self {
+            layout: LayoutChoice::Auto,
+            preprocess: Preprocess::default(),
+            nms_iou: 0.7,
+            max_batch: None,
         }
     }
 }
 
+/// `kind = "onnx"`: ONNX Runtime on the CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnnxEngineSettings {
+    /// The ONNX Runtime shared library, loaded at run time.
+    pub library: PathBuf,
+    /// Threads per session for one operator; 0 = the machine's cores ÷ sessions.
+    pub intra_threads: usize,
+    /// Sessions run side by side (ONNX Runtime runs one call per session at a time).
+    pub sessions: usize,
+    /// Idle intra-op threads spin. Off: measured slower here (adapters bench, engine).
+    pub intra_spinning: bool,
+    /// Nice value of the inference threads (0 = as the process): above the async
+    /// runtime's, so `/health` and streams answer at once while every core infers.
+    pub inference_nice: i32,
+    #[serde(flatten)]
+    pub model_run: ModelRunSettings,
+}
+
+impl Default for OnnxEngineSettings {
+    fn default() -> Self {
+        Self {
+            library: PathBuf::from("assets/onnxruntime/libonnxruntime.so.1.32.0"),
+            intra_threads: 0,
+            sessions: 1,
+            intra_spinning: false,
+            inference_nice: 5,
+            model_run: ModelRunSettings::default(),
+        }
+    }
+}
+
+/// The keys both GPU engines read, flattened into each of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GpuDeviceSettings {
+    /// The GPU build of ONNX Runtime (from the `onnxruntime-gpu` wheel), loaded at run time.
+    pub library: PathBuf,
+    /// The CUDA driver library the GPU probe loads.
+    pub cuda_driver: PathBuf,
+    /// CUDA device ordinal.
+    pub device_id: u32,
+    /// With no usable GPU or GPU libraries, serve on the CPU (reported as `Warning`)
+    /// instead of `Error`. Off: a GPU deployment that lost its GPU should be noticed.
+    pub allow_cpu_fallback: bool,
+}
+
+impl Default for GpuDeviceSettings {
+    fn default() -> Self {
+        Self {
+            library: PathBuf::from("/opt/onnxruntime/libonnxruntime.so"),
+            cuda_driver: PathBuf::from("libcuda.so.1"),
+            device_id: 0,
+            allow_cpu_fallback: false,
+        }
+    }
+}
+
+/// `kind = "cuda"`: ONNX Runtime's CUDA execution provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CudaEngineSettings {
+    #[serde(flatten)]
+    pub gpu: GpuDeviceSettings,
+    #[serde(flatten)]
+    pub model_run: ModelRunSettings,
+}
+
+/// `kind = "tensorrt"`: the GPU keys and TensorRT's build settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TensorrtEngineSettings {
+    #[serde(flatten)]
+    pub gpu: GpuDeviceSettings,
+    #[serde(flatten)]
+    pub model_run: ModelRunSettings,
+    /// Build in float16 where the GPU has fast float16.
+    pub fp16: bool,
+    /// Build in INT8 where the GPU can and `<model stem>.int8_calib.cache` is on the Loader.
+    pub int8: bool,
+    /// TensorRT's builder workspace limit, bytes.
+    pub workspace_bytes: u64,
+    /// Built engines and TensorRT's timing caches: keep it on a volume, so a restart
+    /// on the same GPU does not rebuild.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for TensorrtEngineSettings {
+    fn default() -> Self {
+        Self {
+            gpu: GpuDeviceSettings::default(),
+            model_run: ModelRunSettings::default(),
+            fp16: true,
+            int8: false,
+            workspace_bytes: 4 << 30,
+            cache_dir: PathBuf::from("cache/engines"),
+        }
+    }
+}
+
+/// The `layout` key: detect the output layout, or fix it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LayoutChoice {
@@ -179,4 +188,73 @@ pub enum LayoutChoice {
     End2end,
     Ultralytics,
     Yolov5,
+}
+
+impl LayoutChoice {
+    /// The layout to use regardless of the model's shapes (`None`: detect it).
+    pub fn fixed(self) -> Option<LayoutKind> {
+        match self {
+            Self::Auto => None,
+            Self::End2end => Some(LayoutKind::EndToEnd),
+            Self::Ultralytics => Some(LayoutKind::UltralyticsV8),
+            Self::Yolov5 => Some(LayoutKind::YoloV5),
+        }
+    }
+}
+
+impl From<&OnnxEngineSettings> for OnnxEngineConfig {
+    fn from(onnx: &OnnxEngineSettings) -> Self {
+        Self {
+            library: onnx.library.clone(),
+            intra_threads: onnx.intra_threads,
+            sessions: onnx.sessions,
+            layout: onnx.model_run.layout.fixed(),
+            max_batch: onnx.model_run.max_batch,
+            intra_spinning: onnx.intra_spinning,
+            inference_nice: onnx.inference_nice,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The GPU device keys (`None` for the CPU engine).
+    pub fn gpu(&self) -> Option<&GpuDeviceSettings> {
+        match self {
+            Self::Onnx(_) => None,
+            Self::Tensorrt(tensorrt) => Some(&tensorrt.gpu),
+            Self::Cuda(cuda) => Some(&cuda.gpu),
+        }
+    }
+
+    /// The ONNX Runtime settings of this engine's CPU sessions: the configured ones for
+    /// `onnx`; for a GPU engine, one session on its library (the GPU runs one call at a
+    /// time, and its CPU fallback uses the same library).
+    pub fn onnx_runtime(&self) -> OnnxEngineConfig {
+        match (self, self.gpu()) {
+            (Self::Onnx(onnx), _) => onnx.into(),
+            (_, Some(gpu)) => OnnxEngineConfig {
+                library: gpu.library.clone(),
+                layout: self.model_run().layout.fixed(),
+                max_batch: self.model_run().max_batch,
+                ..OnnxEngineConfig::default()
+            },
+            (_, None) => OnnxEngineConfig::default(),
+        }
+    }
+
+    /// The GPU engine adapter's settings (`None` for the CPU engine). `cuda` builds no
+    /// TensorRT engine, so it has no workspace or engine cache.
+    pub fn gpu_runtime(&self) -> Option<GpuEngineConfig> {
+        let gpu = self.gpu()?;
+        let (workspace_bytes, cache_dir) = match self {
+            Self::Tensorrt(tensorrt) => (tensorrt.workspace_bytes, tensorrt.cache_dir.clone()),
+            Self::Onnx(_) | Self::Cuda(_) => (0, PathBuf::new()),
+        };
+        Some(GpuEngineConfig {
+            onnx: self.onnx_runtime(),
+            device_id: gpu.device_id,
+            workspace_bytes,
+            cache_dir,
+        })
+    }
 }

@@ -18,7 +18,7 @@ fn defaults_are_the_embedded_set_up() {
             ModelSourceConfig::Local { .. }
         ));
         assert!(matches!(config.annotations, AnnotationsConfig::File { .. }));
-        assert!(matches!(config.engine, EngineConfig::Onnx { .. }));
+        assert!(matches!(config.engine, EngineConfig::Onnx(_)));
         Ok(())
     });
 }
@@ -84,10 +84,10 @@ fn compatible_variables_select_the_services() {
         jail.set_env("LOG_FORMAT", "json");
         let config = load_in(jail, None).unwrap();
         assert!(
-            matches!(&config.model_source, ModelSourceConfig::Loader { url, .. } if url == "http://l:1")
+            matches!(&config.model_source, ModelSourceConfig::Loader(loader) if loader.url == "http://l:1")
         );
         assert!(
-            matches!(&config.annotations, AnnotationsConfig::Http { url, .. } if url == "http://a:2")
+            matches!(&config.annotations, AnnotationsConfig::Http(http) if http.url == "http://a:2")
         );
         assert_eq!(config.media.videos_dir, PathBuf::from("/v"));
         assert_eq!(config.logging.format, LogFormat::Json);
@@ -157,6 +157,15 @@ fn printed_configuration_loads_back_unchanged() {
         jail.create_file("p.toml", &config.to_toml())?;
         jail.clear_env();
         assert_eq!(load_in(jail, Some("p.toml")).unwrap(), config);
+        // The flattened engine keys too.
+        jail.set_env("DETECTIONS_ENGINE__KIND", "tensorrt");
+        jail.set_env("DETECTIONS_ENGINE__DEVICE_ID", "2");
+        jail.set_env("DETECTIONS_ENGINE__MAX_BATCH", "4");
+        let config = load_in(jail, None).unwrap();
+        jail.create_file("t.toml", &config.to_toml())?;
+        jail.clear_env();
+        assert_eq!(load_in(jail, Some("t.toml")).unwrap(), config);
+        assert_eq!(config.engine.model_run().max_batch, Some(4));
         Ok(())
     });
 }
@@ -167,35 +176,37 @@ fn the_tensorrt_engine_has_defaults_and_no_silent_cpu_fallback() {
         jail.clear_env();
         jail.set_env("DETECTIONS_ENGINE__KIND", "tensorrt");
         let config = load_in(jail, None).unwrap();
-        let EngineConfig::Tensorrt {
-            allow_cpu_fallback,
-            fp16,
-            int8,
-            workspace_bytes,
-            cache_dir,
-            cuda_driver,
-            ..
-        } = &config.engine
-        else {
+        let EngineConfig::Tensorrt(tensorrt) = &config.engine else {
             panic!("tensorrt selected: {:?}", config.engine);
         };
-        assert!(!allow_cpu_fallback, "the CPU fallback is opt-in");
-        assert!(*fp16 && !*int8);
-        assert_eq!(*workspace_bytes, 4 << 30);
-        assert_eq!(cache_dir, &PathBuf::from("cache/engines"));
-        assert_eq!(cuda_driver, &PathBuf::from("libcuda.so.1"));
+        assert!(
+            !tensorrt.gpu.allow_cpu_fallback,
+            "the CPU fallback is opt-in"
+        );
+        assert!(tensorrt.fp16 && !tensorrt.int8);
+        assert_eq!(tensorrt.workspace_bytes, 4 << 30);
+        assert_eq!(tensorrt.cache_dir, PathBuf::from("cache/engines"));
+        assert_eq!(tensorrt.gpu.cuda_driver, PathBuf::from("libcuda.so.1"));
 
         jail.set_env("DETECTIONS_ENGINE__ALLOW_CPU_FALLBACK", "true");
         jail.set_env("DETECTIONS_ENGINE__INT8", "true");
+        jail.set_env("DETECTIONS_ENGINE__DEVICE_ID", "1");
+        jail.set_env("DETECTIONS_ENGINE__NMS_IOU", "0.5");
         let config = load_in(jail, None).unwrap();
-        assert!(matches!(
-            config.engine,
-            EngineConfig::Tensorrt {
-                allow_cpu_fallback: true,
-                int8: true,
-                ..
-            }
-        ));
+        let EngineConfig::Tensorrt(tensorrt) = &config.engine else {
+            panic!("tensorrt selected: {:?}", config.engine);
+        };
+        assert!(tensorrt.gpu.allow_cpu_fallback && tensorrt.int8);
+        assert_eq!(tensorrt.gpu.device_id, 1);
+        assert_eq!(config.engine.nms_iou(), 0.5);
+        let gpu_runtime = config.engine.gpu_runtime().expect("a GPU engine");
+        assert_eq!(gpu_runtime.device_id, 1);
+        assert_eq!(gpu_runtime.workspace_bytes, 4 << 30);
+        assert_eq!(gpu_runtime.onnx.library, tensorrt.gpu.library);
+        assert_eq!(
+            gpu_runtime.onnx.sessions, 1,
+            "the GPU runs one call at a time"
+        );
 
         // A TensorRT-only key on the CUDA engine is refused, naming the key.
         jail.set_env("DETECTIONS_ENGINE__KIND", "cuda");
@@ -208,12 +219,17 @@ fn the_tensorrt_engine_has_defaults_and_no_silent_cpu_fallback() {
         jail.set_env("DETECTIONS_ENGINE__ALLOW_CPU_FALLBACK", "true");
         let config = load_in(jail, None).unwrap();
         assert!(matches!(
-            config.engine,
-            EngineConfig::Cuda {
-                allow_cpu_fallback: true,
-                ..
-            }
+            &config.engine,
+            EngineConfig::Cuda(cuda) if cuda.gpu.allow_cpu_fallback
         ));
+        assert_eq!(
+            config.engine.gpu_runtime().map(|g| g.workspace_bytes),
+            Some(0)
+        );
+        // A misspelt key is named, whichever engine it is given to.
+        jail.set_env("DETECTIONS_ENGINE__DEVICE_IDD", "1");
+        let error = load_in(jail, None).unwrap_err().to_string();
+        assert!(error.contains("device_idd"), "{error}");
         Ok(())
     });
 }
@@ -271,8 +287,8 @@ fn one_key_of_the_adapter_in_use_can_be_set_alone() {
         assert!(toml.contains("\"/models\""), "{toml}");
         assert_eq!(config.engine, {
             let mut expected = Config::default().engine;
-            if let EngineConfig::Onnx { library, .. } = &mut expected {
-                *library = "/opt/ort/libonnxruntime.so".into();
+            if let EngineConfig::Onnx(onnx) = &mut expected {
+                onnx.library = "/opt/ort/libonnxruntime.so".into();
             }
             expected
         });

@@ -21,3 +21,10 @@ pub(crate) fn frame_error(error: FrameError) -> DetectError {
         FrameError::Preprocess(e) => DetectError::Internal(e.to_string()),
     }
 }
+
+pub(crate) fn claim_error(error: ports::JobClaimError) -> DetectError {
+    match error {
+        ports::JobClaimError::AlreadyRunning(_) => DetectError::Conflict(error.to_string()),
+        ports::JobClaimError::Unavailable(_) => DetectError::Upstream(error.to_string()),
+    }
+}

@@ -7,7 +7,10 @@ use domain::media::MediaId;
 use ports::MediaEventStatus;
 
 use super::lifecycle::StatusTrail;
-use super::{ServiceState, publish_at};
+use ports::{JobRegistry, JobStep};
+use tokio_util::sync::CancellationToken;
+
+use super::publish_at;
 
 /// How a media's run ended.
 pub(crate) enum RunEnd {
@@ -22,7 +25,9 @@ pub(crate) enum RunEnd {
 
 /// Where the end is reported.
 pub(crate) struct Finish<'a> {
-    pub state: &'a ServiceState,
+    /// The service's shutdown token: a cancel while it is set is the shutdown's.
+    pub stopping: &'a CancellationToken,
+    pub registry: &'a dyn JobRegistry,
     pub events: &'a dyn ports::EventPublisher,
     /// The id events and the status carry.
     pub media: &'a MediaId,
@@ -35,12 +40,12 @@ pub(crate) struct Finish<'a> {
 
 impl Finish<'_> {
     /// Reports `end`; returns the reason when the run did not succeed.
-    pub(crate) fn report(&self, end: RunEnd) -> Option<String> {
-        let registry = &self.state.jobs;
+    pub(crate) async fn report(&self, end: RunEnd) -> Option<String> {
+        let registry = self.registry;
         match end {
             RunEnd::Processed { note } => {
                 for key in self.jobs {
-                    registry.finish(key);
+                    registry.advance(key, JobStep::Finish).await;
                 }
                 publish_at(
                     self.events,
@@ -60,18 +65,16 @@ impl Finish<'_> {
                 let reason = match end {
                     RunEnd::Failed(reason) => {
                         for key in self.jobs {
-                            registry.fail(key, &reason);
+                            registry.advance(key, JobStep::Fail(reason.clone())).await;
                         }
                         reason
                     }
-                    _ if self.state.stopping.is_cancelled() => {
-                        "the service is shutting down".to_string()
-                    }
+                    _ if self.stopping.is_cancelled() => "the service is shutting down".to_string(),
                     _ => "cancelled".to_string(),
                 };
                 // A cancel from DELETE already marked the job; shutdown marks it here.
                 for key in self.jobs {
-                    registry.update(key, |s| s.cancel());
+                    registry.advance(key, JobStep::Cancel).await;
                 }
                 publish_at(
                     self.events,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use domain::job::{MediaKind, MediaStatus};
 use domain::media::sniff_kind;
 use domain::settings::{RecognitionSettings, SettingsPatch};
-use ports::{DetectError, MediaEventStatus, MediaJobRequest};
+use ports::{DetectError, JobStep, MediaEventStatus, MediaJobRequest};
 use tokio_util::sync::CancellationToken;
 
 use super::finish::{Finish, RunEnd};
@@ -51,14 +51,16 @@ impl MediaJob {
             Err(Stop::Failed(reason)) => RunEnd::Failed(reason),
         };
         Finish {
-            state: &self.shared,
+            stopping: &self.shared.stopping,
+            registry: self.parts.jobs.as_ref(),
             events: self.parts.events.as_ref(),
             media: &id,
             jobs: std::slice::from_ref(&id),
             trail: Some(&trail),
             what: "media",
         }
-        .report(end);
+        .report(end)
+        .await;
     }
 
     async fn work(
@@ -105,22 +107,20 @@ impl MediaJob {
                 permit.map_err(|_| Stop::Cancelled)?
             }
         };
-        self.shared.jobs.start(id);
+        self.parts.jobs.advance(id, JobStep::Start).await;
         trail.report(MediaStatus::AiProcessing);
         if cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
         if is_video {
             drop(content);
-            let jobs = &self.shared.jobs;
-            let on_progress = |p| jobs.progress(id, p);
             let run = super::video::VideoRun {
                 parts: &self.parts,
                 settings,
                 id: super::video::EventId::known(id.clone()),
                 authorization: Some(token.header().to_string()),
                 cancel: cancel.clone(),
-                on_progress: &on_progress,
+                job_keys: std::slice::from_ref(id),
                 tracker: &self.shared.tasks,
             };
             return match run.run(ports::VideoSource::Path(video_path)).await {
@@ -138,7 +138,10 @@ impl MediaJob {
             return Err(Stop::Cancelled);
         }
         if !dtos.is_empty() {
-            self.shared.jobs.progress(id, domain::job::Percent::HUNDRED);
+            self.parts
+                .jobs
+                .advance(id, JobStep::Progress(domain::job::Percent::HUNDRED))
+                .await;
             publish(
                 self.parts.events.as_ref(),
                 id,

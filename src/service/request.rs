@@ -162,12 +162,13 @@ impl Application {
             id: video::EventId::known(id.clone()),
             authorization: lifecycle.as_ref().map(|(_, t, _)| t.header().to_string()),
             cancel: self.shared.stopping.child_token(),
-            on_progress: &|_| {},
+            job_keys: &[],
             tracker: &self.shared.tasks,
         };
         let outcome = run.run(source).await;
         let finish = finish::Finish {
-            state: &self.shared,
+            stopping: &self.shared.stopping,
+            registry: self.parts.jobs.as_ref(),
             events: self.parts.events.as_ref(),
             media: &id,
             jobs: &[],
@@ -176,7 +177,9 @@ impl Application {
         };
         match outcome {
             Ok(done) => {
-                finish.report(finish::RunEnd::Processed { note: done.broken });
+                finish
+                    .report(finish::RunEnd::Processed { note: done.broken })
+                    .await;
                 Ok(done.detections)
             }
             Err(stop) => {
@@ -184,7 +187,9 @@ impl Application {
                     video::VideoStop::Cancelled => DetectError::ShuttingDown,
                     video::VideoStop::Failed(e) => e,
                 };
-                finish.report(finish::RunEnd::Failed(error.to_string()));
+                finish
+                    .report(finish::RunEnd::Failed(error.to_string()))
+                    .await;
                 Err(error)
             }
         }

@@ -83,6 +83,7 @@ fn application_on(
             store: Arc::new(store),
             video: Arc::new(ports::video::MockVideoDecoder::new()),
             memory: ports::MemoryBudget::new(1 << 30, 32 << 20),
+            jobs: Arc::new(adapters::jobs::InMemoryJobRegistry::default()),
         },
         Limits {
             admission,
@@ -339,14 +340,20 @@ async fn a_media_job_runs_in_the_background_and_a_second_one_conflicts() {
     let again = app.start_media_job(job("m1")).await.unwrap_err();
     assert!(matches!(again, DetectError::Conflict(_)), "{again:?}");
     assert_eq!(
-        app.job(&MediaId::parse("m1").unwrap()).unwrap().status,
+        app.job(&MediaId::parse("m1").unwrap())
+            .await
+            .unwrap()
+            .status,
         domain::job::JobStatus::Queued
     );
     drop(slot);
     world.wait_for("status m1 AIProcessed").await;
     world.wait_for("event m1 AiProcessed 0").await;
     assert_eq!(
-        app.job(&MediaId::parse("m1").unwrap()).unwrap().status,
+        app.job(&MediaId::parse("m1").unwrap())
+            .await
+            .unwrap()
+            .status,
         domain::job::JobStatus::Processed
     );
     app.start_media_job(job("m1"))
@@ -367,7 +374,7 @@ async fn an_unknown_media_fails_with_an_error_event_and_status() {
         "{:?}",
         world.lines()
     );
-    let view = app.job(&MediaId::parse("unknown").unwrap()).unwrap();
+    let view = app.job(&MediaId::parse("unknown").unwrap()).await.unwrap();
     assert_eq!(view.status, domain::job::JobStatus::Failed);
 }
 
@@ -376,7 +383,10 @@ async fn cancel_and_shutdown_end_jobs_with_an_error_and_refuse_new_work() {
     let (app, world) = application(decoding_codec(), ONE_BY_ONE);
     let slot = Arc::clone(&app.shared.running).try_acquire_owned().unwrap();
     app.start_media_job(job("c1")).await.unwrap();
-    let view = app.cancel_job(&MediaId::parse("c1").unwrap()).unwrap();
+    let view = app
+        .cancel_job(&MediaId::parse("c1").unwrap())
+        .await
+        .unwrap();
     assert_eq!(view.status, domain::job::JobStatus::Cancelled);
     world.wait_for("event c1 Error 0 cancelled").await;
     world.wait_for("status c1 Error").await;
@@ -399,7 +409,7 @@ async fn cancel_and_shutdown_end_jobs_with_an_error_and_refuse_new_work() {
         Err(DetectError::ShuttingDown)
     ));
     assert!(matches!(
-        app.cancel_job(&MediaId::parse("none").unwrap()),
+        app.cancel_job(&MediaId::parse("none").unwrap()).await,
         Err(DetectError::NotFound(_))
     ));
 }

@@ -14,14 +14,16 @@ use bytes::Bytes;
 use domain::job::{MediaKind, MediaStatus};
 use domain::media::{MediaId, sample_ranges, stored_extension};
 use domain::settings::RecognitionSettings;
-use ports::{ByteStream, DetectError, MediaRecord, UploadStarted, VideoSource, VideoUpload};
+use ports::{
+    ByteStream, DetectError, JobStep, MediaRecord, UploadStarted, VideoSource, VideoUpload,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Application;
 use super::finish::{Finish, RunEnd};
 use super::lifecycle::{self, StatusTrail};
 use super::video::{EventId, VideoRun, VideoStop};
+use super::{Application, claim_error};
 
 /// The decoder's side of the upload.
 struct Chunks(mpsc::Receiver<Bytes>);
@@ -49,11 +51,13 @@ pub(super) async fn start(
     };
     let shared = Arc::clone(&app.shared);
     let provisional = provisional_id();
-    let cancel = shared
+    let cancel = shared.stopping.child_token();
+    app.parts
         .jobs
-        .register(&provisional, &shared.stopping)
-        .map_err(|e| DetectError::Conflict(e.to_string()))?;
-    shared.jobs.start(&provisional);
+        .claim(&provisional, cancel.clone())
+        .await
+        .map_err(claim_error)?;
+    app.parts.jobs.advance(&provisional, JobStep::Start).await;
     let store = Arc::clone(&app.parts.store);
     let staged = tokio::task::spawn_blocking(move || store.stage(MediaKind::Video))
         .await
@@ -77,16 +81,13 @@ pub(super) async fn start(
         let shared = Arc::clone(&shared);
         async move {
             let _permit = permit;
-            let progress_id = job_provisional.clone();
-            let progress_jobs = Arc::clone(&shared);
-            let on_progress = move |p| progress_jobs.jobs.progress(&progress_id, p);
             let run = VideoRun {
                 parts: &parts,
                 settings,
                 id: EventId::pending(job_provisional.clone(), content_rx),
                 authorization,
                 cancel: job_cancel.clone(),
-                on_progress: &on_progress,
+                job_keys: std::slice::from_ref(&job_provisional),
                 tracker: &shared.tasks,
             };
             let outcome = run
@@ -109,14 +110,16 @@ pub(super) async fn start(
                 Err(VideoStop::Failed(e)) => RunEnd::Failed(e.to_string()),
             };
             Finish {
-                state: &shared,
+                stopping: &shared.stopping,
+                registry: parts.jobs.as_ref(),
                 events: parts.events.as_ref(),
                 media: &id,
                 jobs: &[job_provisional.clone(), id.clone()],
                 trail: trail.as_ref(),
                 what: "uploaded video",
             }
-            .report(end);
+            .report(end)
+            .await;
         }
     });
 
@@ -142,8 +145,9 @@ pub(super) async fn start(
         .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))?;
     let _ = content_tx.send(Some(id.clone()));
     // `DELETE /detect/{content id}` cancels too.
-    if let Ok(by_content) = shared.jobs.register(&id, &shared.stopping) {
-        shared.jobs.start(&id);
+    let by_content = shared.stopping.child_token();
+    if app.parts.jobs.claim(&id, by_content.clone()).await.is_ok() {
+        app.parts.jobs.advance(&id, JobStep::Start).await;
         let job_cancel = cancel.clone();
         shared.tasks.spawn(async move {
             tokio::select! {

@@ -10,8 +10,8 @@ use domain::media::MediaId;
 use domain::settings::RecognitionSettings;
 use domain::tracking::{AnnotationGate, Tracked, Verdict};
 use ports::{
-    DecodeOptions, DetectError, DetectionDto, InferenceEngine, MediaEventStatus, VideoError,
-    VideoFrame, VideoSource,
+    DecodeOptions, DetectError, DetectionDto, InferenceEngine, JobStep, MediaEventStatus,
+    VideoError, VideoFrame, VideoSource,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -79,8 +79,9 @@ pub(crate) struct VideoRun<'a> {
     /// The client's `Authorization` header: with it, accepted annotations go to the sink.
     pub authorization: Option<String>,
     pub cancel: CancellationToken,
-    /// Called with the percent done as it rises.
-    pub on_progress: &'a (dyn Fn(Percent) + Send + Sync),
+    /// The keys of the run's job, whose percent rises with it (none for a
+    /// synchronous request).
+    pub job_keys: &'a [MediaId],
     /// Annotation deliveries run here (waited for at shutdown).
     pub tracker: &'a tokio_util::task::TaskTracker,
 }
@@ -202,14 +203,14 @@ impl VideoRun<'_> {
                 if verdict == Verdict::Accepted {
                     let dtos = self.parts.detector.to_dtos(&detections);
                     reported = percent;
-                    self.progress(percent, dtos.clone());
+                    self.progress(percent, dtos.clone()).await;
                     accepted.extend(dtos.iter().cloned());
                     if let Some(authorization) = &self.authorization {
                         self.deliver(frame, dtos, authorization.clone());
                     }
                 } else if percent >= reported.saturating_add(PROGRESS_STEP) {
                     reported = percent;
-                    self.progress(percent, vec![]);
+                    self.progress(percent, vec![]).await;
                 }
             }
             if self.cancel.is_cancelled() {
@@ -240,7 +241,7 @@ impl VideoRun<'_> {
 
     /// An `AIProcessing` event at `percent` (with an accepted frame's detections, or
     /// none for plain progress), and the job's percent.
-    fn progress(&self, percent: u8, annotations: Vec<DetectionDto>) {
+    async fn progress(&self, percent: u8, annotations: Vec<DetectionDto>) {
         publish_at(
             self.parts.events.as_ref(),
             &self.id.now(),
@@ -249,7 +250,13 @@ impl VideoRun<'_> {
             annotations,
             None,
         );
-        (self.on_progress)(Percent::new(percent).unwrap_or(Percent::HUNDRED));
+        let percent = Percent::new(percent).unwrap_or(Percent::HUNDRED);
+        for key in self.job_keys {
+            self.parts
+                .jobs
+                .advance(key, JobStep::Progress(percent))
+                .await;
+        }
     }
 
     /// Detects a batch of frames on a blocking thread (through the batcher).

@@ -175,6 +175,20 @@ fn lint(root: &Path) -> Result<()> {
             "warnings",
         ],
     )?;
+    // The core library must not see the adapters (ARCHITECTURE.md "Dependency rule"):
+    // built without the binary's `server` feature, any `adapters::` in it fails here.
+    cargo_step(
+        root,
+        "lint",
+        "cargo check -p detections --lib --no-default-features (the core without adapters)",
+        &[
+            "check",
+            "-p",
+            "detections",
+            "--lib",
+            "--no-default-features",
+        ],
+    )?;
     let scripts = shell_scripts(root)?;
     stage("lint", &format!("shellcheck ({} scripts)", scripts.len()));
     tool_step(

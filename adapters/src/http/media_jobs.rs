@@ -108,6 +108,7 @@ pub async fn status(
     state
         .service
         .job(&media_id)
+        .await
         .map(|view| Json(view.into()))
         .ok_or_else(|| ApiError::not_found(format!("no detection job for media {media_id}")))
 }
@@ -123,6 +124,6 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<JobBody>, ApiError> {
     let media_id = media_id(&id)?;
-    let view = state.service.cancel_job(&media_id)?;
+    let view = state.service.cancel_job(&media_id).await?;
     Ok(Json(view.into()))
 }

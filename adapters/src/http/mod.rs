@@ -87,6 +87,11 @@ impl Default for HttpConfig {
 
 /// The router of the whole API.
 pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router {
+    let routes = routes(service, &config);
+    observe::observed(routes, config.request_timeout)
+}
+
+fn routes(service: Arc<dyn DetectionService>, config: &HttpConfig) -> Router {
     metrics::describe_counter!(
         SHED_TOTAL,
         "Uploads answered 503 at once: no room in the memory budget for request bodies"
@@ -118,12 +123,8 @@ pub fn router(service: Arc<dyn DetectionService>, config: HttpConfig) -> Router 
             service,
             sse_keep_alive: config.sse_keep_alive,
             max_body_bytes: config.max_body_bytes,
-            budget: config.budget,
+            budget: Arc::clone(&config.budget),
         })
-        .layer(axum::middleware::from_fn_with_state(
-            observe::RequestTimeout(config.request_timeout),
-            observe::observe,
-        ))
 }
 
 /// Serves the API until `shutdown` completes, then drains open requests.

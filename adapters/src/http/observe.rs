@@ -1,76 +1,127 @@
-//! What every request goes through: a request id (taken from `x-request-id` or made),
-//! a log span carrying it, Prometheus request counts and durations, and a time limit
-//! until the response starts (an SSE stream starts at once, so it is never cut).
+//! What every request goes through, outermost first: a request id (`x-request-id`,
+//! the client's or one made here) set on the request and echoed on the response, a
+//! log span carrying it, Prometheus request counts and durations, and a time limit
+//! until the response head (an SSE stream's head goes out at once, so a stream is
+//! never cut). The layers are tower-http's; by hand are only the Prometheus figures
+//! and the API's error body on the time-limit answer, which no layer provides.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::Router;
+use axum::body::HttpBody;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing::Instrument;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
 
-pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Wraps every route of `router` in the layers above.
+pub fn observed(router: Router, time_limit: Duration) -> Router {
+    // `Router::layer` wraps what is there: the first call is the innermost.
+    router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            time_limit,
+        ))
+        .layer(axum::middleware::map_response(move |response| {
+            with_error_body(response, time_limit)
+        }))
+        .layer(axum::middleware::from_fn(count))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    |response: &Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::debug!(
+                            status = response.status().as_u16(),
+                            elapsed = latency.as_secs_f64(),
+                            "answered"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(BootCounterIds))
+}
 
-/// Time allowed until a response starts.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestTimeout(pub Duration);
-
-pub async fn observe(
-    State(RequestTimeout(limit)): State<RequestTimeout>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The span every log line of a request is written in.
+fn request_span(request: &Request) -> tracing::Span {
     let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id);
-    let route = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        route = route_of(request),
+    )
+}
+
+fn route_of(request: &Request) -> &str {
+    request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+/// Prometheus: requests by method, route and status; durations by route.
+async fn count(request: Request, next: Next) -> Response {
+    let route = route_of(&request).to_string();
     let method = request.method().to_string();
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();
-    let mut response =
-        match tokio::time::timeout(limit, next.run(request).instrument(span.clone())).await {
-            Ok(response) => response,
-            Err(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the request took longer than {} s", limit.as_secs()),
-            )
-            .into_response(),
-        };
+    let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    let elapsed = started.elapsed().as_secs_f64();
-    span.in_scope(|| tracing::debug!(%status, elapsed, "answered"));
     metrics::counter!("detections_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("detections_http_request_duration_seconds", "route" => route)
-        .record(elapsed);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The time-limit layer answers an empty 503; every answer of this API carries a
+/// `detail`, so give it one (the API's own 503s are never empty).
+async fn with_error_body(response: Response, time_limit: Duration) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && response.body().size_hint().exact() == Some(0)
+    {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {} s", time_limit.as_secs()),
+        )
+        .into_response();
     }
     response
 }
 
-fn new_request_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static BOOT: OnceLock<u64> = OnceLock::new();
-    let boot = *BOOT.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    });
-    format!("{boot:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+/// Request ids unique to this process: its start time and a counter.
+#[derive(Clone, Copy)]
+struct BootCounterIds;
+
+impl MakeRequestId for BootCounterIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        static BOOT: OnceLock<u64> = OnceLock::new();
+        let boot = *BOOT.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        let id = format!("{boot:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
 }
 
 /// The process's Prometheus recorder, installed on first use (one per process).
