@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use domain::availability::{Availability, Reason};
 use domain::classes::ClassTable;
 use ports::{
-    BatchSize, EngineFactory, GpuProbe, Health, InferenceEngine, InputTensor, ModelSource,
+    BatchSize, EngineFactory, EngineKind, GpuProbe, Health, InferenceEngine, InputTensor,
+    ModelSource,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -225,13 +226,13 @@ impl EngineManager {
         .await
         .map_err(|e| format!("engine build aborted: {e}"))??;
         let engine_type = self.install_as(engine, Availability::Enabled);
-        tracing::info!(engine = engine_type, "engine enabled");
+        tracing::info!(engine = %engine_type, "engine enabled");
         Ok(())
     }
 
     /// Installs `engine` and moves to `next` in one status change, so nobody sees the
     /// engine served while `/health` still shows the state before it.
-    fn install_as(&self, engine: Arc<dyn InferenceEngine>, next: Availability) -> &'static str {
+    fn install_as(&self, engine: Arc<dyn InferenceEngine>, next: Availability) -> EngineKind {
         let engine_type = engine.engine_type();
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
         self.status.send_modify(|status| {
@@ -248,7 +249,7 @@ impl EngineManager {
     }
 
     /// Makes `engine` the one new calls get; calls in flight keep theirs.
-    fn install(&self, engine: Arc<dyn InferenceEngine>) -> &'static str {
+    fn install(&self, engine: Arc<dyn InferenceEngine>) -> EngineKind {
         let engine_type = engine.engine_type();
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
         self.status

@@ -242,7 +242,7 @@ impl DetectionService for Application {
             UploadContent::Staged(staged) if staged.size == 0 => None,
             UploadContent::Memory(bytes) => Some(sniff_kind(bytes, upload.file_name.as_deref())),
             UploadContent::Staged(staged) => {
-                Some(staging::staged_kind(&staged.path, upload.file_name.as_deref()).await)
+                Some(staging::staged_kind(staged, upload.file_name.as_deref()))
             }
         };
         match (kind, &content) {
@@ -260,11 +260,11 @@ impl DetectionService for Application {
         self.refuse_when_stopping()?;
         let store = Arc::clone(&self.parts.store);
         // Staged with the videos (what most large uploads are); a photo moves from there.
-        let path = tokio::task::spawn_blocking(move || store.stage(MediaKind::Video))
+        let staging = tokio::task::spawn_blocking(move || store.stage(MediaKind::Video))
             .await
             .map_err(|e| DetectError::Internal(e.to_string()))?
-            .map_err(|e| DetectError::Internal(e.to_string()))?;
-        Ok(Box::new(staging::FileSink::create(path).await?))
+            .map_err(staging::staging_failed)?;
+        Ok(Box::new(staging::StagingSink(staging)))
     }
 
     async fn start_media_job(&self, request: MediaJobRequest) -> Result<MediaId, DetectError> {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{Service, assets, ffmpeg, fixture_entry, media_config, scratch};
+use common::{Service, assets, fixture_entry, media_config, scratch, still_clip};
 use serde_json::{Value, json};
 
 const MODEL: &str = "e2e_batch1_only.onnx";
@@ -52,26 +52,7 @@ fn photo() -> Vec<u8> {
 fn video(dir: &Path) -> Vec<u8> {
     let still = dir.join("still.png");
     std::fs::write(&still, photo()).unwrap();
-    let path = dir.join("still.mp4");
-    let (still_arg, path_arg) = (still.to_str().unwrap(), path.to_str().unwrap());
-    ffmpeg([
-        "-loop",
-        "1",
-        "-i",
-        still_arg,
-        "-frames:v",
-        "50",
-        "-r",
-        "25",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-movflags",
-        "+faststart",
-        path_arg,
-    ]);
-    std::fs::read(path).unwrap()
+    still_clip(&still, &dir.join("still.mp4"), 50, None)
 }
 
 /// `POST /detect` with settings that let one request batch its views (four frames).

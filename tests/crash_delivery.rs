@@ -125,35 +125,6 @@ fn six_photos_accepted_before_a_sigkill_all_arrive_after_the_restart() {
     drop(restarted);
 }
 
-/// A person (cut from `zidane.png`) moving across a grey 640×360 background: with
-/// `frame_recognition_seconds` 0 every inferred frame is an annotation.
-fn moving_person_clip(path: &Path, seconds: u32, fps: u32) {
-    let photo = assets().join("photos/zidane.png");
-    let background = format!("color=c=gray:s=640x360:r={fps}:d={seconds}");
-    let filter = "[1]crop=420:680:720:40,scale=-2:300[p];[0][p]overlay=x='mod(t*200,450)':y=40";
-    let frames = (seconds * fps).to_string();
-    let (photo, path) = (photo.to_str().unwrap(), path.to_str().unwrap());
-    ffmpeg([
-        "-f",
-        "lavfi",
-        "-i",
-        &background,
-        "-i",
-        photo,
-        "-filter_complex",
-        filter,
-        "-frames:v",
-        &frames,
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-movflags",
-        "+faststart",
-        path,
-    ]);
-}
-
 fn with_annotations(events: &[Value]) -> Vec<Value> {
     events
         .iter()
@@ -171,7 +142,7 @@ fn a_sigkill_during_a_video_job_loses_no_annotation_accepted_before_it() {
     let config = config(&dir, &annotations, "azaion.onnx", &assets().join("models"));
     let mut service = Service::start(dir.clone(), &config);
     let clip = dir.join("videos/long.mp4");
-    moving_person_clip(&clip, 20, 25);
+    person_clip(&clip, 20, 25, "mod(t*200,450)");
     annotations.set_media("long", clip.to_str().unwrap());
 
     let events = Subscription::open(&service.url("/detect/stream?mediaId=long"));

@@ -8,24 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
 use standin::{StandIn, StandInConfig};
 
 const MODEL: &str = "v8_static_640.onnx";
-
-struct Service {
-    child: std::process::Child,
-    base: String,
-    client: Client,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A stand-in Loader serving a copy of the fixture model.
 fn loader(dir: &Path) -> StandIn {
@@ -57,54 +43,23 @@ fn start(dir: &Path, loader_url: &str, retries: u32) -> Service {
     );
     let config = dir.join("detections.toml");
     std::fs::write(&config, text).unwrap();
-    let (child, address) = serve(&config);
-    Service {
-        child,
-        base: format!("http://{address}"),
-        client: Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
-    }
+    Service::with_file(dir.to_path_buf(), &config)
 }
 
-fn png() -> Vec<u8> {
-    let mut bytes = Vec::new();
-    image::RgbImage::from_pixel(64, 48, image::Rgb([90, 90, 90]))
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    bytes
+/// What every test here asks for: `POST /detect` of a grey 64×48 photo.
+trait GreyPhoto {
+    fn detect_grey(&self) -> (u16, Value);
+    fn assert_detects(&self);
+    fn assert_enabled(&self);
 }
 
-impl Service {
-    fn health(&self) -> Value {
-        let response = self
-            .client
-            .get(format!("{}/health", self.base))
-            .send()
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().unwrap()
-    }
-
-    fn detect(&self) -> (u16, Value) {
-        let form = multipart::Form::new()
-            .part("file", multipart::Part::bytes(png()).file_name("grey.png"));
-        let response = self
-            .client
-            .post(format!("{}/detect", self.base))
-            .multipart(form)
-            .send()
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(Value::Null))
+impl GreyPhoto for Service {
+    fn detect_grey(&self) -> (u16, Value) {
+        self.detect(png(64, 48, 90), "grey.png", None)
     }
 
     fn assert_detects(&self) {
-        let (status, body) = self.detect();
+        let (status, body) = self.detect_grey();
         assert_eq!(status, 200, "{body}");
         assert!(body.is_array(), "{body}");
     }
@@ -160,7 +115,7 @@ fn downloading_is_visible_while_the_loader_is_slow() {
     let service = start(&dir, &loader.url(), 0);
 
     std::thread::scope(|scope| {
-        let detection = scope.spawn(|| service.detect());
+        let detection = scope.spawn(|| service.detect_grey());
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut seen = Vec::new();
         while Instant::now() < deadline && !detection.is_finished() {
@@ -194,7 +149,7 @@ fn a_loader_failure_answers_503_naming_error_and_the_next_request_retries() {
     loader.fail("/load", 503, Some(1));
     let service = start(&dir, &loader.url(), 0);
 
-    let (status, body) = service.detect();
+    let (status, body) = service.detect_grey();
     assert_eq!(status, 503, "{body}");
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(
@@ -223,7 +178,7 @@ fn more_loader_failures_than_retries_is_error_and_fewer_are_absorbed() {
     // One try plus one retry, both answered 503: the start fails.
     loader.fail("/load", 503, Some(2));
     let service = start(&dir, &loader.url(), 1);
-    let (status, body) = service.detect();
+    let (status, body) = service.detect_grey();
     assert_eq!(status, 503, "{body}");
     assert!(
         body["detail"].as_str().is_some_and(|d| d.contains("Error")),
@@ -265,7 +220,7 @@ fn a_model_the_loader_does_not_have_is_error_naming_the_model() {
     std::fs::remove_file(loader.shared().models_dir().join(MODEL)).unwrap();
     let service = start(&dir, &loader.url(), 3);
 
-    let (status, body) = service.detect();
+    let (status, body) = service.detect_grey();
     assert_eq!(status, 503, "{body}");
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("Error") && detail.contains(MODEL), "{body}");

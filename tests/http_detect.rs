@@ -5,21 +5,8 @@
 mod common;
 
 use common::*;
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::multipart;
 use serde_json::Value;
-
-struct Service {
-    child: std::process::Child,
-    base: String,
-    client: Client,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start(tag: &str, extra: &str) -> Service {
     let dir = scratch(tag);
@@ -29,45 +16,16 @@ fn start(tag: &str, extra: &str) -> Service {
         "v8_static_640.onnx",
         &format!("{LOCAL_PORT_0}{extra}"),
     );
-    let (child, address) = serve(&config);
-    Service {
-        child,
-        base: format!("http://{address}"),
-        client: Client::new(),
-    }
+    Service::with_file(dir, &config)
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    image::RgbImage::from_pixel(w, h, image::Rgb([90, 90, 90]))
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    bytes
+    common::png(w, h, 90)
 }
 
-impl Service {
-    fn health(&self) -> Value {
-        self.client
-            .get(format!("{}/health", self.base))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-
-    fn detect(&self, form: multipart::Form) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}/detect", self.base))
-            .multipart(form)
-            .send()
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(Value::Null))
-    }
+/// `POST /detect` of `form`: the status and the JSON answer.
+fn detect(service: &Service, form: multipart::Form) -> (u16, Value) {
+    service.post_form("/detect", form)
 }
 
 fn file_form(bytes: Vec<u8>, name: &str) -> multipart::Form {
@@ -81,7 +39,7 @@ fn file_form(bytes: Vec<u8>, name: &str) -> multipart::Form {
 fn the_first_detection_starts_the_engine_and_answers_an_array() {
     let service = start("http-first", "");
     assert_eq!(service.health()["aiAvailability"], "None");
-    let (status, body) = service.detect(file_form(png(640, 640), "grey.png"));
+    let (status, body) = detect(&service, file_form(png(640, 640), "grey.png"));
     assert_eq!(status, 200, "{body}");
     let detections = body.as_array().expect("a JSON array");
     assert_eq!(detections.len(), 3, "{body}");
@@ -115,7 +73,7 @@ fn ready_follows_the_engine_and_classes_lists_classes_json() {
             .as_u16()
     };
     assert_eq!(ready(&service), 503, "no engine before the first detection");
-    assert_eq!(service.detect(file_form(png(64, 64), "g.png")).0, 200);
+    assert_eq!(detect(&service, file_form(png(64, 64), "g.png")).0, 200);
     assert_eq!(ready(&service), 200);
     let classes: Value = service
         .client
@@ -135,7 +93,7 @@ fn settings_in_the_config_part_apply() {
     let service = start("http-config", "");
     let form =
         file_form(png(640, 640), "grey.png").text("config", r#"{"probabilityThreshold": 0.8}"#);
-    let (status, body) = service.detect(form);
+    let (status, body) = detect(&service, form);
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body.as_array().unwrap().len(),
@@ -158,23 +116,29 @@ fn assert_detail(status: u16, body: &Value, want_status: u16, fragment: &str) {
 #[test]
 fn client_mistakes_are_400_with_a_reason() {
     let service = start("http-mistakes", "");
-    let (s, b) = service.detect(multipart::Form::new().text("config", "{}"));
+    let (s, b) = detect(&service, multipart::Form::new().text("config", "{}"));
     assert_detail(s, &b, 400, "file");
-    let (s, b) = service.detect(file_form(Vec::new(), "empty.png"));
+    let (s, b) = detect(&service, file_form(Vec::new(), "empty.png"));
     assert_detail(s, &b, 400, "empty");
-    let (s, b) = service.detect(file_form(
-        b"\x13\x37 not an image at all".repeat(20),
-        "x.jpg",
-    ));
+    let (s, b) = detect(
+        &service,
+        file_form(b"\x13\x37 not an image at all".repeat(20), "x.jpg"),
+    );
     assert_detail(s, &b, 400, "image");
-    let (s, b) = service.detect(file_form(png(64, 64), "g.png").text("config", "{not json"));
+    let (s, b) = detect(
+        &service,
+        file_form(png(64, 64), "g.png").text("config", "{not json"),
+    );
     assert_detail(s, &b, 400, "config");
-    let (s, b) = service.detect(
+    let (s, b) = detect(
+        &service,
         file_form(png(64, 64), "g.png").text("config", r#"{"probability_threshold": 1.5}"#),
     );
     assert_detail(s, &b, 400, "probability_threshold");
-    let (s, b) = service
-        .detect(file_form(png(64, 64), "g.png").text("config", r#"{"model_batch_size": "many"}"#));
+    let (s, b) = detect(
+        &service,
+        file_form(png(64, 64), "g.png").text("config", r#"{"model_batch_size": "many"}"#),
+    );
     assert_detail(s, &b, 400, "model_batch_size");
 }
 
@@ -267,13 +231,8 @@ fn a_model_that_cannot_start_is_503_with_the_state() {
         "absent.onnx",
         LOCAL_PORT_0,
     );
-    let (child, address) = serve(&config);
-    let service = Service {
-        child,
-        base: format!("http://{address}"),
-        client: Client::new(),
-    };
-    let (s, b) = service.detect(file_form(png(64, 64), "g.png"));
+    let service = Service::with_file(dir, &config);
+    let (s, b) = detect(&service, file_form(png(64, 64), "g.png"));
     assert_detail(s, &b, 503, "Error");
     assert!(b["detail"].as_str().unwrap().contains("absent.onnx"), "{b}");
     assert_eq!(service.health()["aiAvailability"], "Error");

@@ -204,14 +204,7 @@ fn a_large_video_in_post_detect_streams_to_disk_not_memory() {
             "config",
             json!({"frame_period_recognition": 100}).to_string(),
         );
-    let response = service
-        .client
-        .post(service.url("/detect"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().unwrap();
+    let (status, body) = service.post_form("/detect", form);
     let peak = rss.peak();
     eprintln!(
         "idle {} MiB, peak {} MiB over a {} MiB video",

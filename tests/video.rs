@@ -30,28 +30,13 @@ fn start(tag: &str, annotations: &StandIn) -> (Service, PathBuf) {
 
 /// `frames` frames at 25 fps of a still photo, 320 wide, faststart mp4.
 fn static_clip(dir: &Path, frames: u32) -> Vec<u8> {
-    let path = dir.join("static.mp4");
     let photo = assets().join("photos/bus.png");
-    ffmpeg([
-        "-loop",
-        "1",
-        "-i",
-        photo.to_str().unwrap(),
-        "-vf",
-        "scale=320:-2",
-        "-frames:v",
-        &frames.to_string(),
-        "-r",
-        "25",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-movflags",
-        "+faststart",
-        path.to_str().unwrap(),
-    ]);
-    std::fs::read(path).unwrap()
+    still_clip(
+        &photo,
+        &dir.join("static.mp4"),
+        frames,
+        Some("scale=320:-2"),
+    )
 }
 
 #[test]
@@ -126,7 +111,7 @@ fn a_streamed_upload_is_detected_before_it_ends_and_annotated_with_video_time() 
         let a = assets().join("photos/bus.png");
         let b = assets().join("photos/zidane.png");
         let path = dir.join("changes.mp4");
-        ffmpeg([
+        let mut args = vec![
             "-loop",
             "1",
             "-t",
@@ -145,14 +130,10 @@ fn a_streamed_upload_is_detected_before_it_ends_and_annotated_with_video_time() 
             "[v]",
             "-r",
             "25",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            path.to_str().unwrap(),
-        ]);
+        ];
+        args.extend(H264);
+        args.push(path.to_str().unwrap());
+        ffmpeg(args);
         std::fs::read(path).unwrap()
     };
     assert_eq!(

@@ -83,59 +83,13 @@ impl Service {
     }
 }
 
-fn ffmpeg(args: &[&str]) {
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("the `ffmpeg` program is required for the video tests (apt-get install ffmpeg)");
-    assert!(
-        output.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-const H264: [&str; 6] = [
-    "-c:v",
-    "libx264",
-    "-pix_fmt",
-    "yuv420p",
-    "-movflags",
-    "+faststart",
-];
-
-/// A person (cut from `zidane.png`) on a plain grey 640×360 background at `fps` for
-/// `seconds`; `x` is ffmpeg's overlay expression of its left edge (`t` in seconds).
-fn person_clip(path: &Path, seconds: u32, fps: u32, x: &str) {
-    let photo = assets().join("photos/zidane.png");
-    let background = format!("color=c=gray:s=640x360:r={fps}:d={seconds}");
-    let filter = format!("[1]crop=420:680:720:40,scale=-2:300[p];[0][p]overlay=x='{x}':y=40");
-    let frames = (seconds * fps).to_string();
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        &background,
-        "-i",
-        photo.to_str().unwrap(),
-        "-filter_complex",
-        &filter,
-        "-frames:v",
-        &frames,
-    ];
-    args.extend(H264);
-    args.push(path.to_str().unwrap());
-    ffmpeg(&args);
-}
-
 /// ffmpeg's moving test pattern, 320×240 at 25 fps, for `seconds`.
 fn pattern_clip(path: &Path, seconds: u32) {
     let source = format!("testsrc2=s=320x240:r=25:d={seconds}");
     let mut args = vec!["-f", "lavfi", "-i", &source];
     args.extend(H264);
     args.push(path.to_str().unwrap());
-    ffmpeg(&args);
+    ffmpeg(args);
 }
 
 /// `HH:MM:SS` → seconds.
@@ -359,7 +313,7 @@ fn an_unknown_codec_is_refused_with_its_reason_and_the_service_keeps_serving() {
         let mut args = vec!["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2"];
         args.extend(&H264[..4]);
         args.push(good.to_str().unwrap());
-        ffmpeg(&args);
+        ffmpeg(args);
     }
     let content = std::fs::read(&good).unwrap();
     let at = content

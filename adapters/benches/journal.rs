@@ -42,7 +42,7 @@ fn entry(image_len: usize) -> Entry {
     Entry {
         key: Journal::new_key().unwrap(),
         annotation: Annotation {
-            media_id: "0123456789abcdef".into(),
+            media_id: domain::media::MediaId::parse("0123456789abcdef").unwrap(),
             source: 0,
             video_time: "00:00:07".into(),
             detections: vec![detection; 5],

@@ -197,10 +197,15 @@ impl UploadSink for RecordingSink {
         Ok(())
     }
     async fn finish(self: Box<Self>) -> Result<StagedUpload, DetectError> {
-        let size = self.0.lock().unwrap().len() as u64;
+        let written = self.0.lock().unwrap();
         Ok(StagedUpload {
             path: "/staged/upload".into(),
-            size,
+            size: written.len() as u64,
+            head: written
+                .iter()
+                .take(ports::STAGED_HEAD_BYTES)
+                .copied()
+                .collect(),
             cleanup: Box::new(()),
         })
     }
@@ -308,11 +313,23 @@ async fn every_answer_carries_a_request_id_and_a_stalled_request_gets_503_with_a
         .await
         .unwrap();
     assert_eq!(chosen.headers()["x-request-id"], "client-chosen-7");
-    let made = client.get(format!("{base}/detect/abc")).send().await.unwrap();
+    let made = client
+        .get(format!("{base}/detect/abc"))
+        .send()
+        .await
+        .unwrap();
     let made_id = made.headers()["x-request-id"].to_str().unwrap().to_string();
     assert!(!made_id.is_empty());
-    let again = client.get(format!("{base}/detect/abc")).send().await.unwrap();
-    assert_ne!(again.headers()["x-request-id"], made_id.as_str(), "ids are unique");
+    let again = client
+        .get(format!("{base}/detect/abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        again.headers()["x-request-id"],
+        made_id.as_str(),
+        "ids are unique"
+    );
 
     // A body that stops arriving: the time limit answers, in the API's error shape.
     use futures_util::StreamExt;

@@ -73,7 +73,7 @@ fn the_real_model_spec_is_read() {
     assert_eq!(spec.batch, BatchSize::Fixed(1));
     assert_eq!(spec.layout, OutputLayout::UltralyticsV8 { classes: 2 });
     assert_eq!(spec.class_count, 2);
-    assert_eq!(engine.engine_type(), "onnx");
+    assert_eq!(engine.engine_type(), ports::EngineKind::Onnx);
 }
 
 #[test]

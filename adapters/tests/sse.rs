@@ -27,7 +27,7 @@ impl DetectionService for TestService {
     fn health(&self) -> Health {
         Health {
             availability: Availability::Enabled,
-            engine_type: Some("onnx"),
+            engine_type: Some(ports::EngineKind::Onnx),
         }
     }
     fn classes(&self) -> Arc<ClassTable> {
@@ -95,7 +95,7 @@ fn detection(media: &str, percent: u8) -> StreamEvent {
             label: "Fall".into(),
             confidence: 0.75,
         }],
-        media_id: media.to_string(),
+        media_id: MediaId::parse(media).unwrap(),
         media_status: MediaEventStatus::AiProcessing,
         media_percent: percent,
         error: None,
@@ -176,11 +176,11 @@ async fn detection_and_availability_frames_are_as_clients_expect() {
     server.bus.publish(detection("abc", 40));
     server.bus.publish(StreamEvent::Availability(Health {
         availability: Availability::Enabled,
-        engine_type: Some("onnx"),
+        engine_type: Some(ports::EngineKind::Onnx),
     }));
     server.bus.publish(StreamEvent::Detection(DetectionEvent {
         annotations: Vec::new(),
-        media_id: "abc".into(),
+        media_id: MediaId::parse("abc").unwrap(),
         media_status: MediaEventStatus::Error,
         media_percent: 40,
         error: Some("decoding failed".into()),
@@ -249,7 +249,7 @@ async fn media_filter_keeps_one_media_and_availability() {
     server.bus.publish(detection("bbb", 1));
     server.bus.publish(StreamEvent::Availability(Health {
         availability: Availability::Warning(domain::availability::Reason::new("slow")),
-        engine_type: Some("onnx"),
+        engine_type: Some(ports::EngineKind::Onnx),
     }));
     server.bus.publish(detection("aaa", 2));
     let frame = client.event().await;

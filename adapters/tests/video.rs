@@ -112,7 +112,7 @@ struct Slow(Vec<Bytes>);
 
 #[async_trait]
 impl ByteStream for Slow {
-    async fn next_chunk(&mut self) -> Option<Result<Bytes, String>> {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, ports::UploadBrokeOff>> {
         if self.0.is_empty() {
             // Never ends: the stall bound must stop the decoder.
             std::future::pending::<()>().await;

@@ -75,6 +75,20 @@ impl fmt::Display for MediaId {
     }
 }
 
+/// On the wire a media id is its text; reading one checks it like [`MediaId::parse`].
+impl serde::Serialize for MediaId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MediaId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        MediaId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Image or video, by magic bytes; the file name's extension only breaks ties
 /// (spec A2).
 pub fn sniff_kind(content: &[u8], file_name: Option<&str>) -> Option<crate::job::MediaKind> {
@@ -120,6 +134,18 @@ pub fn stored_extension(file_name: Option<&str>, kind: crate::job::MediaKind) ->
 mod tests {
     use super::*;
     use crate::job::MediaKind;
+
+    #[test]
+    fn on_the_wire_an_id_is_its_text_and_a_bad_one_is_refused() {
+        let id = MediaId::parse("upload-00ff").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"upload-00ff\"");
+        assert_eq!(
+            serde_json::from_str::<MediaId>("\"upload-00ff\"").unwrap(),
+            id
+        );
+        let error = serde_json::from_str::<MediaId>("\"../etc\"").unwrap_err();
+        assert!(error.to_string().contains("media id"), "{error}");
+    }
 
     #[test]
     fn small_files_hash_whole_with_their_size_first() {

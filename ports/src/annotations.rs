@@ -9,7 +9,7 @@ use crate::events::DetectionDto;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotation {
-    pub media_id: String,
+    pub media_id: domain::media::MediaId,
     /// Always 0 (this service is the source).
     pub source: u8,
     /// `HH:MM:SS`; `00:00:00` for images.
@@ -30,6 +30,26 @@ pub enum AnnotationError {
 }
 
 /// Delivers annotations. `authorization` is the client's header value, forwarded as is.
+///
+/// # The durability contract the core relies on
+/// The sink the application is given (in production the outbox, wrapping the sink that
+/// talks to the receiver) must keep these promises; a replacement, such as a
+/// broker-backed one, must keep them too:
+/// - **Accepted is kept.** When [`deliver`](Self::deliver) returns `Ok`, the annotation
+///   survives a crash or restart of this process (the outbox: synced to its journal).
+///   The core reports work done (`AIProcessed`, the 200 of `POST /detect`) only after
+///   that.
+/// - **At least once, with one key.** Every attempt of one annotation carries the same
+///   idempotency key ([`deliver_with_key`](Self::deliver_with_key)), across retries and
+///   restarts, so the receiver can drop duplicates.
+/// - **In order, never silently dropped.** Annotations are sent in acceptance order;
+///   a transient failure ([`AnnotationError::Transient`]) is retried with backoff
+///   without limit of time; one the receiver refuses ([`AnnotationError::Rejected`]) is
+///   put aside where an operator can see it (the outbox: `rejected/`), not retried.
+/// - **Detection never waits on the receiver.** `deliver` waits at most for the local
+///   write, never for the network.
+/// - **Shutdown is bounded.** [`close`](Self::close) sends what it can within `grace`;
+///   what is left is sent after the next start.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait AnnotationSink: Send + Sync {

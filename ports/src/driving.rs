@@ -8,13 +8,14 @@ use domain::media::MediaId;
 use domain::settings::SettingsPatch;
 
 use crate::events::{DetectionDto, EventSubscription, SubscribeRequest};
+pub use crate::media::StagedUpload;
 
 /// What `/health` reports; answering it never waits on the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
     pub availability: Availability,
     /// Set once an engine is loaded.
-    pub engine_type: Option<&'static str>,
+    pub engine_type: Option<crate::EngineKind>,
 }
 
 /// The uploaded file of a `POST /detect`.
@@ -25,26 +26,6 @@ pub enum UploadContent {
     /// A video, or a body above the in-memory limit, written to a staged file as it
     /// arrived (see [`DetectionService::stage_upload`]).
     Staged(StagedUpload),
-}
-
-/// An upload in a staged file; the file goes when this is dropped, unless the
-/// application kept it (moved it to the media folder) before.
-pub struct StagedUpload {
-    pub path: std::path::PathBuf,
-    pub size: u64,
-    /// Removes the file when dropped (the application's, which knows how).
-    pub cleanup: Box<dyn std::any::Any + Send + Sync>,
-}
-
-impl std::fmt::Debug for StagedUpload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "StagedUpload({}, {} bytes)",
-            self.path.display(),
-            self.size
-        )
-    }
 }
 
 /// Where a large upload is written while it arrives.

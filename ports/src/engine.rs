@@ -184,13 +184,41 @@ pub enum EngineError {
     Backend(String),
 }
 
+/// What runs a loaded model. The wire name ([`EngineKind::as_str`]) is `/health`'s and
+/// the availability event's `engineType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// ONNX Runtime on the CPU.
+    Onnx,
+    /// ONNX Runtime's CUDA execution provider.
+    Cuda,
+    /// A TensorRT engine (through ONNX Runtime's TensorRT execution provider).
+    Tensorrt,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onnx => "onnx",
+            Self::Cuda => "cuda",
+            Self::Tensorrt => "tensorrt",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A loaded model. `infer` blocks while the model runs: call it from a blocking thread,
 /// never on the async runtime.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait InferenceEngine: Send + Sync {
     fn spec(&self) -> &ModelSpec;
-    /// `onnx`, `tensorrt`, `cuda` — what `/health` reports as `engineType`.
-    fn engine_type(&self) -> &'static str;
+    /// What runs the model (`/health`'s `engineType`).
+    fn engine_type(&self) -> EngineKind;
     fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError>;
 }
 

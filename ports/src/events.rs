@@ -39,7 +39,8 @@ pub enum MediaEventStatus {
 #[serde(rename_all = "camelCase")]
 pub struct DetectionEvent {
     pub annotations: Vec<DetectionDto>,
-    pub media_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub media_id: domain::media::MediaId,
     pub media_status: MediaEventStatus,
     pub media_percent: u8,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -59,7 +60,7 @@ impl StreamEvent {
     /// The media an event is about; availability events concern every media.
     pub fn media_id(&self) -> Option<&str> {
         match self {
-            StreamEvent::Detection(event) => Some(&event.media_id),
+            StreamEvent::Detection(event) => Some(event.media_id.as_str()),
             StreamEvent::Availability(_) => None,
         }
     }

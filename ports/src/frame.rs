@@ -101,5 +101,17 @@ pub trait FrameAnnotator: Send + Sync {
         frame: &RgbFrame,
         boxes: &[DrawnBox],
         path: &std::path::Path,
-    ) -> Result<(), String>;
+    ) -> Result<(), AnnotateError>;
+}
+
+/// The drawn frame could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnotateError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot encode the drawn frame: {0}")]
+    Encode(String),
 }

@@ -27,22 +27,26 @@ pub use driving::{
     UploadContent, UploadSink, UploadStarted, VideoUpload,
 };
 pub use engine::{
-    BatchSize, Conversion, ElementType, EngineError, EngineFactory, InferenceEngine, InputTensor,
-    ModelSpec, RawOutput, TensorSlot,
+    BatchSize, Conversion, ElementType, EngineError, EngineFactory, EngineKind, InferenceEngine,
+    InputTensor, ModelSpec, RawOutput, TensorSlot,
 };
 pub use events::{
     DetectionDto, DetectionEvent, EventPublisher, EventReceiver, EventSubscription,
     MediaEventStatus, Sequenced, StreamEvent, StreamItem, SubscribeRequest,
 };
 pub use frame::{
-    DecodeError, DrawnBox, FrameAnnotator, FrameCodec, PreprocessError, Preprocessor, RgbFrame,
+    AnnotateError, DecodeError, DrawnBox, FrameAnnotator, FrameCodec, PreprocessError,
+    Preprocessor, RgbFrame,
 };
 pub use gpu::{GpuInfo, GpuProbe, GpuUnavailable, Precision};
 pub use jobs::{JobClaimError, JobRegistry, JobStep};
-pub use media::{CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError};
+pub use media::{
+    CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError, STAGED_HEAD_BYTES,
+    StagingFile,
+};
 pub use memory::{MemoryBudget, MemoryLease};
 pub use model_source::{ModelArtifact, ModelSource, ModelSourceError};
 pub use video::{
-    ByteStream, DecodeOptions, FrameStream, VideoDecoder, VideoError, VideoFrame, VideoInfo,
-    VideoSource,
+    ByteStream, DecodeOptions, FrameStream, UploadBrokeOff, VideoDecoder, VideoError, VideoFrame,
+    VideoInfo, VideoSource,
 };

@@ -68,6 +68,40 @@ pub trait MediaCatalog: Send + Sync {
     ) -> Result<SettingsPatch, CatalogError>;
 }
 
+/// An upload being written to its staged file.
+#[async_trait]
+pub trait StagingFile: Send {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), MediaStoreError>;
+    /// Everything is written (and flushed): the staged upload.
+    async fn finish(self: Box<Self>) -> Result<StagedUpload, MediaStoreError>;
+}
+
+/// How many first bytes of a staged upload are kept to tell what it holds.
+pub const STAGED_HEAD_BYTES: usize = 16;
+
+/// An upload in a staged file; the file goes when this is dropped, unless
+/// [`MediaStore::adopt`] kept it (moved it to the media folder) before.
+pub struct StagedUpload {
+    pub path: PathBuf,
+    pub size: u64,
+    /// The first bytes (at most [`STAGED_HEAD_BYTES`]): what the file is, without
+    /// reading it again.
+    pub head: Vec<u8>,
+    /// Removes the file when dropped (the store's, which knows how).
+    pub cleanup: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for StagedUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StagedUpload({}, {} bytes)",
+            self.path.display(),
+            self.size
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaStoreError {
     /// The path lies outside every configured media folder (client's mistake or attack).
@@ -96,9 +130,12 @@ pub trait MediaStore: Send + Sync {
     ) -> Result<PathBuf, MediaStoreError>;
     /// Reads a stored media file after checking it lies inside a configured folder.
     fn read(&self, path: &Path, limit: u64) -> Result<Bytes, MediaStoreError>;
-    /// A fresh path in the kind's folder where an upload is written while it arrives
+    /// A fresh file in the kind's folder where an upload is written while it arrives
     /// (its id is known only at its end).
-    fn stage(&self, kind: MediaKind) -> Result<PathBuf, MediaStoreError>;
+    fn stage(&self, kind: MediaKind) -> Result<Box<dyn StagingFile>, MediaStoreError>;
+    /// The content id of spec A8 of the staged upload at `staged` (`size` bytes), from
+    /// its samples.
+    fn content_id(&self, staged: &Path, size: u64) -> Result<MediaId, MediaStoreError>;
     /// Moves a staged upload to `<id>.<extension>`; returns the stored path.
     fn adopt(
         &self,

@@ -11,7 +11,18 @@ use crate::frame::RgbFrame;
 /// means the upload broke off.
 #[async_trait]
 pub trait ByteStream: Send {
-    async fn next_chunk(&mut self) -> Option<Result<Bytes, String>>;
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, UploadBrokeOff>>;
+}
+
+/// Why an upload's body stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadBrokeOff {
+    /// More arrived than the body limit allows.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The connection or the body's framing failed.
+    #[error("{0}")]
+    Transport(String),
 }
 
 /// Where the video's bytes come from.

@@ -36,7 +36,7 @@ impl BatchQueue {
             }) => {
                 if self.single_view.insert(&batch.engine) {
                     tracing::warn!(
-                        engine = batch.engine.engine_type(),
+                        engine = %batch.engine.engine_type(),
                         batch = size,
                         %reason,
                         "the model refused a batch of {size}: its views go one per call from now on"

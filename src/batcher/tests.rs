@@ -90,8 +90,8 @@ impl InferenceEngine for RecordingEngine {
         &self.spec
     }
 
-    fn engine_type(&self) -> &'static str {
-        "fake"
+    fn engine_type(&self) -> ports::EngineKind {
+        ports::EngineKind::Onnx
     }
 
     fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError> {

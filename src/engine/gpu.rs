@@ -51,7 +51,7 @@ impl EngineManager {
         self.move_to(Availability::Converting);
         let (fallback, note) = self.fallback_session(&model).await?;
         let fallback_type = self.install(fallback);
-        tracing::info!(engine = fallback_type, "serving from the fallback session");
+        tracing::info!(engine = %fallback_type, "serving from the fallback session");
         if !gpu.tensorrt {
             self.move_to(match note {
                 None => Availability::Enabled,
@@ -96,7 +96,7 @@ impl EngineManager {
         };
         // The switch: calls in flight finish on the fallback, new ones get TensorRT.
         let engine_type = self.install(engine);
-        tracing::info!(engine = engine_type, "switched to the TensorRT engine");
+        tracing::info!(engine = %engine_type, "switched to the TensorRT engine");
         self.move_to(Availability::Uploading);
         match self.source.upload(&built.name, &built.path).await {
             Ok(()) => {
@@ -133,7 +133,7 @@ impl EngineManager {
             match self.prepare(move |f| f.load_engine(&artifact)).await {
                 Ok(engine) => {
                     let engine_type = self.install_as(engine, Availability::Enabled);
-                    tracing::info!(engine = %name, engine_type, "pre-built engine enabled");
+                    tracing::info!(engine = %name, %engine_type, "pre-built engine enabled");
                     return true;
                 }
                 Err(reason) => {

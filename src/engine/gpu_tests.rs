@@ -30,11 +30,11 @@ fn h200() -> GpuInfo {
 }
 
 /// An engine of `kind` whose output's first dimension says which engine answered.
-fn engine(kind: &'static str, delay: Duration) -> Arc<dyn InferenceEngine> {
+fn engine(kind: ports::EngineKind, delay: Duration) -> Arc<dyn InferenceEngine> {
     let mut engine = MockInferenceEngine::new();
     engine.expect_spec().return_const(spec(2));
     engine.expect_engine_type().return_const(kind);
-    let marker = usize::from(kind == "tensorrt");
+    let marker = usize::from(kind == ports::EngineKind::Tensorrt);
     engine.expect_infer().returning(move |_| {
         std::thread::sleep(delay);
         Ok(RawOutput {
@@ -119,7 +119,7 @@ fn converting_factory(
 ) -> (MockEngineFactory, Arc<Mutex<Vec<ports::Conversion>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut factory = MockEngineFactory::new();
-    let cuda = engine("cuda", Duration::ZERO);
+    let cuda = engine(ports::EngineKind::Cuda, Duration::ZERO);
     factory.expect_build().returning(move |model| {
         assert_eq!(model.name, "azaion.onnx");
         Ok(Arc::clone(&cuda))
@@ -182,7 +182,7 @@ async fn an_engine_on_the_loader_is_loaded_and_enabled_without_the_onnx_model() 
     let mut factory = MockEngineFactory::new();
     factory.expect_build().never();
     factory.expect_convert().never();
-    let trt = engine("tensorrt", Duration::ZERO);
+    let trt = engine(ports::EngineKind::Tensorrt, Duration::ZERO);
     factory.expect_load_engine().returning(move |found| {
         assert_eq!(found.name, ENGINE);
         Ok(Arc::clone(&trt))
@@ -191,10 +191,10 @@ async fn an_engine_on_the_loader_is_loaded_and_enabled_without_the_onnx_model() 
     let manager = manager(source, factory, setup(probe_ok(), true));
     let seen = record(&manager);
     let engine = manager.ensure().await.expect("engine");
-    assert_eq!(engine.engine_type(), "tensorrt");
+    assert_eq!(engine.engine_type(), ports::EngineKind::Tensorrt);
     let status = settled(&manager).await;
     assert_eq!(status.availability, Availability::Enabled);
-    assert_eq!(status.engine_type, Some("tensorrt"));
+    assert_eq!(status.engine_type, Some(ports::EngineKind::Tensorrt));
     assert_eq!(*seen.lock().unwrap(), ["None", "Downloading", "Enabled"]);
     assert_eq!(*asked.lock().unwrap(), [INT8_ENGINE, ENGINE]);
 }
@@ -204,14 +204,17 @@ async fn an_engine_in_the_local_cache_spares_the_loader() {
     let (source, asked) = source(&[], Ok(()));
     let (local, local_asked) = source_local();
     let mut factory = MockEngineFactory::new();
-    let trt = engine("tensorrt", Duration::ZERO);
+    let trt = engine(ports::EngineKind::Tensorrt, Duration::ZERO);
     factory
         .expect_load_engine()
         .returning(move |_| Ok(Arc::clone(&trt)));
     let mut gpu = setup(probe_ok(), false);
     gpu.local_engines = Some(Arc::new(local));
     let manager = manager(source, factory, gpu);
-    assert_eq!(manager.ensure().await.unwrap().engine_type(), "tensorrt");
+    assert_eq!(
+        manager.ensure().await.unwrap().engine_type(),
+        ports::EngineKind::Tensorrt
+    );
     assert!(asked.lock().unwrap().is_empty());
     assert_eq!(*local_asked.lock().unwrap(), [ENGINE]);
 }
@@ -226,18 +229,21 @@ async fn no_engine_serves_the_fallback_converts_uploads_and_enables() {
     let (factory, conversions) = converting_factory(
         Ok(()),
         Duration::from_millis(300),
-        engine("tensorrt", Duration::ZERO),
+        engine(ports::EngineKind::Tensorrt, Duration::ZERO),
     );
     let manager = manager(source, factory, setup(probe_ok(), false));
     let seen = record(&manager);
     // The first request is served by the fallback while TensorRT builds.
     let first = manager.ensure().await.expect("fallback engine");
-    assert_eq!(first.engine_type(), "cuda");
+    assert_eq!(first.engine_type(), ports::EngineKind::Cuda);
     assert_eq!(manager.status().availability, Availability::Converting);
     let status = settled(&manager).await;
     assert_eq!(status.availability, Availability::Enabled);
-    assert_eq!(status.engine_type, Some("tensorrt"));
-    assert_eq!(manager.current().unwrap().engine_type(), "tensorrt");
+    assert_eq!(status.engine_type, Some(ports::EngineKind::Tensorrt));
+    assert_eq!(
+        manager.current().unwrap().engine_type(),
+        ports::EngineKind::Tensorrt
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         ["None", "Downloading", "Converting", "Uploading", "Enabled"]
@@ -255,8 +261,11 @@ async fn no_engine_serves_the_fallback_converts_uploads_and_enables() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn int8_is_built_when_the_calibration_cache_is_there() {
     let (source, asked) = source(&["azaion.onnx", "azaion.int8_calib.cache"], Ok(()));
-    let (factory, conversions) =
-        converting_factory(Ok(()), Duration::ZERO, engine("tensorrt", Duration::ZERO));
+    let (factory, conversions) = converting_factory(
+        Ok(()),
+        Duration::ZERO,
+        engine(ports::EngineKind::Tensorrt, Duration::ZERO),
+    );
     let manager = manager(source, factory, setup(probe_ok(), true));
     manager.ensure().await.expect("engine");
     assert_eq!(settled(&manager).await.availability, Availability::Enabled);
@@ -283,8 +292,11 @@ async fn a_failed_upload_is_a_warning_and_the_built_engine_serves() {
             reason: "Loader answered 503".into(),
         }),
     );
-    let (factory, _) =
-        converting_factory(Ok(()), Duration::ZERO, engine("tensorrt", Duration::ZERO));
+    let (factory, _) = converting_factory(
+        Ok(()),
+        Duration::ZERO,
+        engine(ports::EngineKind::Tensorrt, Duration::ZERO),
+    );
     let manager = manager(source, factory, setup(probe_ok(), false));
     let seen = record(&manager);
     manager.ensure().await.expect("engine");
@@ -295,7 +307,10 @@ async fn a_failed_upload_is_a_warning_and_the_built_engine_serves() {
         reason.contains("not shared") && reason.contains("503"),
         "{reason}"
     );
-    assert_eq!(manager.current().unwrap().engine_type(), "tensorrt");
+    assert_eq!(
+        manager.current().unwrap().engine_type(),
+        ports::EngineKind::Tensorrt
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         ["None", "Downloading", "Converting", "Uploading", "Warning"]
@@ -308,7 +323,7 @@ async fn a_failed_conversion_is_a_warning_and_the_fallback_keeps_serving() {
     let (factory, _) = converting_factory(
         Err(EngineError::Backend("TensorRT ran out of workspace".into())),
         Duration::ZERO,
-        engine("tensorrt", Duration::ZERO),
+        engine(ports::EngineKind::Tensorrt, Duration::ZERO),
     );
     let manager = manager(source, factory, setup(probe_ok(), false));
     let seen = record(&manager);
@@ -320,7 +335,10 @@ async fn a_failed_conversion_is_a_warning_and_the_fallback_keeps_serving() {
         reason.contains("workspace") && reason.contains("cuda"),
         "{reason}"
     );
-    assert_eq!(manager.current().unwrap().engine_type(), "cuda");
+    assert_eq!(
+        manager.current().unwrap().engine_type(),
+        ports::EngineKind::Cuda
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         ["None", "Downloading", "Converting", "Warning"]
@@ -370,12 +388,15 @@ async fn no_gpu_with_the_cpu_fallback_allowed_is_a_warning() {
     let (source, _) = source(&["azaion.onnx"], Ok(()));
     let mut gpu = setup(no_gpu(), false);
     let mut cpu = MockEngineFactory::new();
-    let onnx = engine("onnx", Duration::ZERO);
+    let onnx = engine(ports::EngineKind::Onnx, Duration::ZERO);
     cpu.expect_build().returning(move |_| Ok(Arc::clone(&onnx)));
     gpu.cpu_fallback = Some(Arc::new(cpu));
     let manager = manager(source, MockEngineFactory::new(), gpu);
     let seen = record(&manager);
-    assert_eq!(manager.ensure().await.unwrap().engine_type(), "onnx");
+    assert_eq!(
+        manager.ensure().await.unwrap().engine_type(),
+        ports::EngineKind::Onnx
+    );
     let status = settled(&manager).await;
     let reason = status.availability.reason().expect("a warning").to_string();
     assert!(matches!(status.availability, Availability::Warning(_)));
@@ -412,7 +433,7 @@ async fn missing_gpu_libraries_are_an_error_never_a_silent_cpu_session() {
 async fn the_cuda_backend_serves_its_session_without_tensorrt() {
     let (source, asked) = source(&["azaion.onnx"], Ok(()));
     let mut factory = MockEngineFactory::new();
-    let cuda = engine("cuda", Duration::ZERO);
+    let cuda = engine(ports::EngineKind::Cuda, Duration::ZERO);
     factory
         .expect_build()
         .returning(move |_| Ok(Arc::clone(&cuda)));
@@ -422,7 +443,10 @@ async fn the_cuda_backend_serves_its_session_without_tensorrt() {
     gpu.tensorrt = false;
     let manager = manager(source, factory, gpu);
     let seen = record(&manager);
-    assert_eq!(manager.ensure().await.unwrap().engine_type(), "cuda");
+    assert_eq!(
+        manager.ensure().await.unwrap().engine_type(),
+        ports::EngineKind::Cuda
+    );
     assert_eq!(settled(&manager).await.availability, Availability::Enabled);
     assert_eq!(
         *seen.lock().unwrap(),
@@ -438,7 +462,7 @@ async fn the_switch_fails_no_request_under_concurrent_load() {
     let (source, _) = source(&["azaion.onnx"], Ok(()));
     let mut factory = MockEngineFactory::new();
     // A slow fallback, so calls are in flight at the moment of the switch.
-    let cuda = engine("cuda", Duration::from_millis(30));
+    let cuda = engine(ports::EngineKind::Cuda, Duration::from_millis(30));
     factory
         .expect_build()
         .returning(move |_| Ok(Arc::clone(&cuda)));
@@ -449,7 +473,7 @@ async fn the_switch_fails_no_request_under_concurrent_load() {
             path: "/cache/built".into(),
         })
     });
-    let trt = engine("tensorrt", Duration::from_millis(5));
+    let trt = engine(ports::EngineKind::Tensorrt, Duration::from_millis(5));
     factory
         .expect_load_engine()
         .returning(move |_| Ok(Arc::clone(&trt)));

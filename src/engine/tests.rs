@@ -42,7 +42,9 @@ pub(crate) fn spec(class_count: usize) -> ModelSpec {
 pub(crate) fn working_engine(class_count: usize) -> Arc<dyn InferenceEngine> {
     let mut engine = MockInferenceEngine::new();
     engine.expect_spec().return_const(spec(class_count));
-    engine.expect_engine_type().return_const("onnx");
+    engine
+        .expect_engine_type()
+        .return_const(ports::EngineKind::Onnx);
     engine.expect_infer().returning(move |_| {
         Ok(RawOutput {
             dims: vec![1, 4 + class_count, 0],
@@ -124,10 +126,10 @@ async fn starts_lazily_and_walks_download_convert_enable() {
     );
     let seen = record(&manager);
     let engine = manager.ensure().await.expect("engine");
-    assert_eq!(engine.engine_type(), "onnx");
+    assert_eq!(engine.engine_type(), ports::EngineKind::Onnx);
     let status = manager.status();
     assert_eq!(status.availability, Availability::Enabled);
-    assert_eq!(status.engine_type, Some("onnx"));
+    assert_eq!(status.engine_type, Some(ports::EngineKind::Onnx));
     until(|| seen.lock().unwrap().len() >= 4).await;
     assert_eq!(
         *seen.lock().unwrap(),
@@ -248,7 +250,9 @@ async fn failed_build_and_failed_warm_up_leave_an_error() {
 
     let mut broken = MockInferenceEngine::new();
     broken.expect_spec().return_const(spec(2));
-    broken.expect_engine_type().return_const("onnx");
+    broken
+        .expect_engine_type()
+        .return_const(ports::EngineKind::Onnx);
     broken
         .expect_infer()
         .returning(|_| Err(EngineError::Inference("boom".into())));

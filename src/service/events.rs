@@ -29,7 +29,7 @@ pub(crate) fn publish_at(
 ) {
     events.publish(StreamEvent::Detection(DetectionEvent {
         annotations,
-        media_id: id.to_string(),
+        media_id: id.clone(),
         media_status: status,
         media_percent: percent,
         error,

@@ -152,7 +152,7 @@ pub async fn deliver_annotation(
         return;
     }
     let annotation = Annotation {
-        media_id: media_id.to_string(),
+        media_id: media_id.clone(),
         source: 0,
         video_time: domain::tracking::video_time(at_seconds),
         detections,

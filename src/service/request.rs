@@ -10,7 +10,7 @@ use domain::settings::RecognitionSettings;
 use ports::{DetectError, DetectionDto, MediaEventStatus, MediaRecord, RgbFrame, UploadContent};
 
 use super::lifecycle::{self, StatusTrail};
-use super::{Application, detect_photo, finish, upload, video};
+use super::{Application, detect_photo, finish, staging, video};
 
 impl Application {
     /// Decodes and detects one photo; returns the frame too (for the annotation image).
@@ -88,10 +88,12 @@ impl Application {
         let bytes = match &content {
             UploadContent::Memory(bytes) => bytes.clone(),
             UploadContent::Staged(staged) => {
-                tokio::fs::read(&staged.path)
+                let store = Arc::clone(&self.parts.store);
+                let (path, size) = (staged.path.clone(), staged.size);
+                tokio::task::spawn_blocking(move || store.read(&path, size))
                     .await
-                    .map(Bytes::from)
-                    .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))?
+                    .map_err(|e| DetectError::Internal(format!("reading the upload aborted: {e}")))?
+                    .map_err(staging::staging_failed)?
             }
         };
         let id = MediaId::of_content(&bytes);
@@ -143,7 +145,7 @@ impl Application {
     ) -> Result<Vec<DetectionDto>, DetectError> {
         let settings = RecognitionSettings::default().merged(&upload.settings);
         let _permit = self.admit(MediaKind::Video).await?;
-        let id = content_id(&content).await?;
+        let id = content_id(&self.parts.store, &content).await?;
         let lifecycle = match &upload.credentials {
             Some(credentials) => Some(
                 self.begin_upload(&id, &upload, &content, credentials, MediaKind::Video)
@@ -204,15 +206,19 @@ pub(super) struct Upload {
 }
 
 /// The content id of spec A8: over the bytes, or over the staged file's samples.
-async fn content_id(content: &UploadContent) -> Result<MediaId, DetectError> {
+async fn content_id(
+    store: &Arc<dyn ports::MediaStore>,
+    content: &UploadContent,
+) -> Result<MediaId, DetectError> {
     match content {
         UploadContent::Memory(bytes) => Ok(MediaId::of_content(bytes)),
         UploadContent::Staged(staged) => {
+            let store = Arc::clone(store);
             let (path, size) = (staged.path.clone(), staged.size);
-            tokio::task::spawn_blocking(move || upload::hash_file(&path, size))
+            tokio::task::spawn_blocking(move || store.content_id(&path, size))
                 .await
-                .map_err(|e| DetectError::Internal(e.to_string()))?
-                .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))
+                .map_err(|e| DetectError::Internal(format!("reading the upload aborted: {e}")))?
+                .map_err(staging::staging_failed)
         }
     }
 }

@@ -231,7 +231,7 @@ async fn health_does_not_start_the_engine_and_detect_does() {
     let detections = app.detect(request(b"jpeg")).await.unwrap();
     assert!(detections.is_empty());
     assert_eq!(app.health().availability, Availability::Enabled);
-    assert_eq!(app.health().engine_type, Some("onnx"));
+    assert_eq!(app.health().engine_type, Some(ports::EngineKind::Onnx));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,8 +429,8 @@ async fn four_concurrent_detections_run_at_most_two_at_once_and_all_succeed() {
         fn spec(&self) -> &ports::ModelSpec {
             &self.spec
         }
-        fn engine_type(&self) -> &'static str {
-            "onnx"
+        fn engine_type(&self) -> ports::EngineKind {
+            ports::EngineKind::Onnx
         }
         fn infer(&self, _: &ports::InputTensor) -> Result<ports::RawOutput, ports::EngineError> {
             let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;

@@ -5,23 +5,24 @@
 //! and every annotation carry it, and with a bearer token the file is kept as
 //! `<id>.<ext>` and the media record and statuses follow (spec A8).
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use domain::auth::BearerToken;
 use domain::job::{MediaKind, MediaStatus};
-use domain::media::{MediaId, sample_ranges, stored_extension};
+use domain::media::{MediaId, stored_extension};
 use domain::settings::RecognitionSettings;
 use ports::{
-    ByteStream, DetectError, JobStep, MediaRecord, UploadStarted, VideoSource, VideoUpload,
+    ByteStream, DetectError, JobStep, MediaRecord, StagedUpload, StagingFile, UploadBrokeOff,
+    UploadStarted, VideoSource, VideoUpload,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::finish::{Finish, RunEnd};
 use super::lifecycle::{self, StatusTrail};
+use super::staging::staging_failed;
 use super::video::{EventId, VideoRun, VideoStop};
 use super::{Application, claim_error};
 
@@ -30,13 +31,20 @@ struct Chunks(mpsc::Receiver<Bytes>);
 
 #[async_trait]
 impl ByteStream for Chunks {
-    async fn next_chunk(&mut self) -> Option<Result<Bytes, String>> {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, UploadBrokeOff>> {
         self.0.recv().await.map(Ok)
     }
 }
 
 /// What the request learnt when the upload ended.
 type Ended = Result<(MediaId, Option<StatusTrail>), String>;
+
+/// The request's side of the run: where chunks go, and what it tells the run later.
+struct Feed {
+    chunks: mpsc::Sender<Bytes>,
+    content_id: watch::Sender<Option<MediaId>>,
+    ended: oneshot::Sender<Ended>,
+}
 
 pub(super) async fn start(
     app: &Application,
@@ -49,45 +57,94 @@ pub(super) async fn start(
         Some(c) => Some(lifecycle::fresh_token(app.parts.catalog.as_ref(), c).await),
         None => None,
     };
-    let shared = Arc::clone(&app.shared);
-    let provisional = provisional_id();
-    let cancel = shared.stopping.child_token();
-    app.parts
-        .jobs
-        .claim(&provisional, cancel.clone())
-        .await
-        .map_err(claim_error)?;
-    app.parts.jobs.advance(&provisional, JobStep::Start).await;
-    let store = Arc::clone(&app.parts.store);
-    let staged = tokio::task::spawn_blocking(move || store.stage(MediaKind::Video))
-        .await
-        .map_err(|e| DetectError::Internal(e.to_string()))?
-        .map_err(|e| DetectError::Internal(e.to_string()))?;
-    // Until the upload is handed over, a request that ends any other way (an error, or
-    // the client gone and this future dropped) removes the staged file and stops the job.
-    let mut unfinished = Unfinished {
-        staged: Some(staged.clone()),
-        cancel: cancel.clone(),
-    };
-
-    let (content_tx, content_rx) = watch::channel(None);
-    let (chunks_tx, chunks_rx) = mpsc::channel::<Bytes>(32);
-    let (ended_tx, ended_rx) = oneshot::channel::<Ended>();
-    let parts = app.parts.clone();
-    let job_cancel = cancel.clone();
-    let job_provisional = provisional.clone();
+    let mut job = UploadJob::claim(app).await?;
+    let staging = stage(app).await?;
     let authorization = token.as_ref().map(|t| t.header().to_string());
-    shared.tasks.spawn({
-        let shared = Arc::clone(&shared);
-        async move {
+    let feed = job.spawn_run(app, permit, settings, authorization);
+
+    // The upload itself, in the request: to the staged file and to the decoder.
+    let staged = match receive(upload.body, staging, feed.chunks).await {
+        Ok(staged) if staged.size == 0 => Err("the file is empty".to_string()),
+        other => other,
+    };
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(reason) => {
+            // The staged file went with `staging`; the run learns why it ends.
+            job.cancel.cancel();
+            let _ = feed.ended.send(Err(reason.clone()));
+            return Err(DetectError::BadInput(reason));
+        }
+    };
+    let id = content_id(app, &staged).await?;
+    let _ = feed.content_id.send(Some(id.clone()));
+    job.answer_to_content_id(app, &id).await;
+    let trail = match token {
+        Some(token) => Some(keep(app, token, staged, &id, &upload.file_name).await?),
+        None => {
+            // Without a token nothing is kept (as `POST /detect`).
+            drop(staged);
+            None
+        }
+    };
+    job.handed_over();
+    let _ = feed.ended.send(Ok((id.clone(), trail)));
+    Ok(UploadStarted {
+        media_id: id,
+        upload_id: job.provisional.clone(),
+    })
+}
+
+/// The job of an upload, under its provisional id until the content id is known.
+/// Until it is handed over, a request that ends any other way (an error, or the client
+/// gone and this future dropped) stops it.
+struct UploadJob {
+    provisional: MediaId,
+    cancel: CancellationToken,
+    handed_over: bool,
+}
+
+impl UploadJob {
+    async fn claim(app: &Application) -> Result<UploadJob, DetectError> {
+        let provisional = provisional_id();
+        let cancel = app.shared.stopping.child_token();
+        let jobs = &app.parts.jobs;
+        jobs.claim(&provisional, cancel.clone())
+            .await
+            .map_err(claim_error)?;
+        jobs.advance(&provisional, JobStep::Start).await;
+        Ok(UploadJob {
+            provisional,
+            cancel,
+            handed_over: false,
+        })
+    }
+
+    /// Starts decoding and detecting in the background, fed as the upload arrives; the
+    /// run ends the media with the id the request sends at the end.
+    fn spawn_run(
+        &self,
+        app: &Application,
+        permit: OwnedSemaphorePermit,
+        settings: RecognitionSettings,
+        authorization: Option<String>,
+    ) -> Feed {
+        let (content_tx, content_rx) = watch::channel(None);
+        let (chunks_tx, chunks_rx) = mpsc::channel::<Bytes>(32);
+        let (ended_tx, ended_rx) = oneshot::channel::<Ended>();
+        let parts = app.parts.clone();
+        let shared = Arc::clone(&app.shared);
+        let cancel = self.cancel.clone();
+        let provisional = self.provisional.clone();
+        app.shared.tasks.spawn(async move {
             let _permit = permit;
             let run = VideoRun {
                 parts: &parts,
                 settings,
-                id: EventId::pending(job_provisional.clone(), content_rx),
+                id: EventId::pending(provisional.clone(), content_rx),
                 authorization,
-                cancel: job_cancel.clone(),
-                job_keys: std::slice::from_ref(&job_provisional),
+                cancel,
+                job_keys: std::slice::from_ref(&provisional),
                 tracker: &shared.tasks,
             };
             let outcome = run
@@ -99,7 +156,7 @@ pub(super) async fn start(
             let (id, trail, outcome) = match ended {
                 Ok((id, trail)) => (id, trail, outcome),
                 Err(reason) => (
-                    job_provisional.clone(),
+                    provisional.clone(),
                     None,
                     Err(VideoStop::Failed(DetectError::BadInput(reason))),
                 ),
@@ -114,154 +171,122 @@ pub(super) async fn start(
                 registry: parts.jobs.as_ref(),
                 events: parts.events.as_ref(),
                 media: &id,
-                jobs: &[job_provisional.clone(), id.clone()],
+                jobs: &[provisional.clone(), id.clone()],
                 trail: trail.as_ref(),
                 what: "uploaded video",
             }
             .report(end)
             .await;
-        }
-    });
-
-    // The upload itself, in the request: to the staged file and to the decoder.
-    let received = receive(upload.body, &staged, chunks_tx).await;
-    let size = match received {
-        Ok(0) => Err("the file is empty".to_string()),
-        other => other,
-    };
-    let size = match size {
-        Ok(size) => size,
-        Err(reason) => {
-            let _ = tokio::fs::remove_file(&staged).await;
-            cancel.cancel();
-            let _ = ended_tx.send(Err(reason.clone()));
-            return Err(DetectError::BadInput(reason));
-        }
-    };
-    let hashed = staged.clone();
-    let id = tokio::task::spawn_blocking(move || hash_file(&hashed, size))
-        .await
-        .map_err(|e| DetectError::Internal(e.to_string()))?
-        .map_err(|e| DetectError::Internal(format!("reading the staged upload: {e}")))?;
-    let _ = content_tx.send(Some(id.clone()));
-    // `DELETE /detect/{content id}` cancels too.
-    let by_content = shared.stopping.child_token();
-    if app.parts.jobs.claim(&id, by_content.clone()).await.is_ok() {
-        app.parts.jobs.advance(&id, JobStep::Start).await;
-        let job_cancel = cancel.clone();
-        shared.tasks.spawn(async move {
-            tokio::select! {
-                () = by_content.cancelled() => job_cancel.cancel(),
-                () = job_cancel.cancelled() => {}
-            }
         });
+        Feed {
+            chunks: chunks_tx,
+            content_id: content_tx,
+            ended: ended_tx,
+        }
     }
-    let trail = match token {
-        Some(token) => {
-            let store = Arc::clone(&app.parts.store);
-            let extension = stored_extension(Some(&upload.file_name), MediaKind::Video);
-            let kept_id = id.clone();
-            let from = staged.clone();
-            let path = tokio::task::spawn_blocking(move || {
-                store.adopt(&from, &kept_id, MediaKind::Video, &extension)
-            })
-            .await
-            .map_err(|e| DetectError::Internal(e.to_string()))?
-            .map_err(|e| DetectError::Internal(e.to_string()))?;
-            let record = MediaRecord {
-                id: id.clone(),
-                name: upload.file_name.clone(),
-                path,
-                kind: MediaKind::Video,
-                user_id: token.user_id().map(str::to_string),
-            };
-            let trail = StatusTrail::start(
-                &shared.tasks,
-                Arc::clone(&app.parts.catalog),
-                token,
-                id.clone(),
-                Some(record),
-            );
-            trail.report(MediaStatus::AiProcessing);
-            Some(trail)
-        }
-        None => {
-            // Without a token nothing is kept (as `POST /detect`).
-            let _ = tokio::fs::remove_file(&staged).await;
-            None
-        }
-    };
-    unfinished.handed_over();
-    let _ = ended_tx.send(Ok((id.clone(), trail)));
-    Ok(UploadStarted {
-        media_id: id,
-        upload_id: provisional,
-    })
-}
 
-/// The staged file and the job of an upload not yet handed over (see [`start`]).
-struct Unfinished {
-    staged: Option<PathBuf>,
-    cancel: tokio_util::sync::CancellationToken,
-}
+    /// `GET`/`DELETE /detect/{content id}` reach the job too (unless a job for that
+    /// media is already running).
+    async fn answer_to_content_id(&self, app: &Application, id: &MediaId) {
+        let by_content = app.shared.stopping.child_token();
+        if app.parts.jobs.claim(id, by_content.clone()).await.is_ok() {
+            app.parts.jobs.advance(id, JobStep::Start).await;
+            let job_cancel = self.cancel.clone();
+            app.shared.tasks.spawn(async move {
+                tokio::select! {
+                    () = by_content.cancelled() => job_cancel.cancel(),
+                    () = job_cancel.cancelled() => {}
+                }
+            });
+        }
+    }
 
-impl Unfinished {
     fn handed_over(&mut self) {
-        self.staged = None;
+        self.handed_over = true;
     }
 }
 
-impl Drop for Unfinished {
+impl Drop for UploadJob {
     fn drop(&mut self) {
-        if let Some(staged) = self.staged.take() {
-            // Already gone when the request removed it itself, or adopted it.
-            let _ = std::fs::remove_file(&staged);
+        if !self.handed_over {
             self.cancel.cancel();
         }
     }
 }
 
-/// Writes every chunk to `staged` and offers it to the decoder (which may have stopped
-/// reading: the file still gets it all). Returns the size.
+/// A staged file in the videos folder for the upload.
+async fn stage(app: &Application) -> Result<Box<dyn StagingFile>, DetectError> {
+    let store = Arc::clone(&app.parts.store);
+    tokio::task::spawn_blocking(move || store.stage(MediaKind::Video))
+        .await
+        .map_err(|e| DetectError::Internal(e.to_string()))?
+        .map_err(staging_failed)
+}
+
+/// Writes every chunk to the staged file and offers it to the decoder (which may have
+/// stopped reading: the file still gets it all).
 async fn receive(
     mut body: Box<dyn ByteStream>,
-    staged: &Path,
+    mut staging: Box<dyn StagingFile>,
     decoder: mpsc::Sender<Bytes>,
-) -> Result<u64, String> {
-    let mut file = tokio::fs::File::create(staged)
-        .await
-        .map_err(|e| format!("cannot stage the upload: {e}"))?;
-    let mut size = 0u64;
+) -> Result<StagedUpload, String> {
     let mut decoder = Some(decoder);
     while let Some(chunk) = body.next_chunk().await {
         let chunk = chunk.map_err(|e| format!("the upload broke off: {e}"))?;
-        size += chunk.len() as u64;
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| format!("cannot stage the upload: {e}"))?;
+        staging.write(&chunk).await.map_err(|e| e.to_string())?;
         if let Some(sender) = &decoder
             && sender.send(chunk).await.is_err()
         {
             decoder = None;
         }
     }
-    file.flush()
-        .await
-        .map_err(|e| format!("cannot stage the upload: {e}"))?;
-    Ok(size)
+    staging.finish().await.map_err(|e| e.to_string())
 }
 
-/// The content id of spec A8 from the staged file's samples.
-pub(super) fn hash_file(path: &Path, size: u64) -> std::io::Result<MediaId> {
-    let mut file = std::fs::File::open(path)?;
-    let mut samples = Vec::new();
-    for (start, end) in sample_ranges(size) {
-        let mut sample = vec![0u8; (end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut sample)?;
-        samples.push(sample);
-    }
-    Ok(MediaId::of_samples(size, samples.iter().map(Vec::as_slice)))
+/// The content id of spec A8, from the staged file's samples.
+async fn content_id(app: &Application, staged: &StagedUpload) -> Result<MediaId, DetectError> {
+    let store = Arc::clone(&app.parts.store);
+    let (path, size) = (staged.path.clone(), staged.size);
+    tokio::task::spawn_blocking(move || store.content_id(&path, size))
+        .await
+        .map_err(|e| DetectError::Internal(e.to_string()))?
+        .map_err(staging_failed)
+}
+
+/// With a bearer token the upload is kept as `<id>.<ext>`, and its media record and
+/// statuses follow (spec A8).
+async fn keep(
+    app: &Application,
+    token: BearerToken,
+    staged: StagedUpload,
+    id: &MediaId,
+    file_name: &str,
+) -> Result<StatusTrail, DetectError> {
+    let store = Arc::clone(&app.parts.store);
+    let extension = stored_extension(Some(file_name), MediaKind::Video);
+    let kept_id = id.clone();
+    let path = tokio::task::spawn_blocking(move || {
+        store.adopt(&staged.path, &kept_id, MediaKind::Video, &extension)
+    })
+    .await
+    .map_err(|e| DetectError::Internal(e.to_string()))?
+    .map_err(staging_failed)?;
+    let record = MediaRecord {
+        id: id.clone(),
+        name: file_name.to_string(),
+        path,
+        kind: MediaKind::Video,
+        user_id: token.user_id().map(str::to_string),
+    };
+    let trail = StatusTrail::start(
+        &app.shared.tasks,
+        Arc::clone(&app.parts.catalog),
+        token,
+        id.clone(),
+        Some(record),
+    );
+    trail.report(MediaStatus::AiProcessing);
+    Ok(trail)
 }
 
 fn provisional_id() -> MediaId {

@@ -1,22 +1,27 @@
 //! Video (spec A11, A6, A7): decode → batch → detect → accept → report. The decoder runs
-//! ahead of inference through a bounded channel (a task pulls frames while the engine
-//! works on the previous batch), so the engine does not wait on the decoder.
+//! ahead of inference ([`feed`]), so the engine does not wait on the decoder.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use domain::detection::Detection;
 use domain::job::Percent;
 use domain::media::MediaId;
 use domain::settings::RecognitionSettings;
-use domain::tracking::{AnnotationGate, Tracked, Verdict};
+use domain::tracking::{Tracked, Verdict};
 use ports::{
     DecodeOptions, DetectError, DetectionDto, InferenceEngine, JobStep, MediaEventStatus,
     VideoError, VideoFrame, VideoSource,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Collaborators, frame_error, lifecycle, publish_at, unavailable};
+
+mod feed;
+mod so_far;
+use feed::FrameFeed;
+use so_far::SoFar;
 
 /// Progress without detections is reported at least this often (percent points).
 const PROGRESS_STEP: u8 = 5;
@@ -114,129 +119,98 @@ impl VideoRun<'_> {
     }
 
     pub async fn run(self, source: VideoSource) -> Result<VideoOutcome, VideoStop> {
-        let every_nth = self.settings.frame_period_recognition().max(1);
-        let opening = self.parts.video.open(source, DecodeOptions { every_nth });
-        let (engine, stream) = tokio::select! {
-            () = self.cancel.cancelled() => return Err(VideoStop::Cancelled),
-            both = async { tokio::join!(self.parts.engines.ensure(), opening) } => both,
-        };
-        let mut stream = stream.map_err(|e| VideoStop::Failed(video_error(e)))?;
-        let engine = engine.map_err(|e| VideoStop::Failed(unavailable(e)))?;
+        let (engine, stream) = self.open(source).await?;
         let info = stream.info();
         let batch = self.settings.model_batch_size().max(1) as usize;
-        let (frames_tx, mut frames_rx) =
-            mpsc::channel::<Result<VideoFrame, VideoError>>(batch * 2 + 2);
-        // Dropping the receiver ends the task, which drops the stream (stopping the decoder).
-        let pump = tokio::spawn(async move {
-            while let Some(item) = stream.next_frame().await {
-                let failed = item.is_err();
-                if frames_tx.send(item).await.is_err() || failed {
-                    break;
-                }
-            }
-        });
-        let _stop_pump = AbortOnDrop(pump);
-
-        let mut gate = AnnotationGate::new(&self.settings);
-        let mut accepted = Vec::new();
-        let mut reported: u8 = 0;
-        let mut processed = 0u64;
-        let mut broken = None;
-        let total_frames = info.frames();
-        let mut ended = false;
-        let mut failure = None;
+        let mut feed = FrameFeed::start(stream, batch * 2 + 2);
+        let mut so_far = SoFar::new(&self.settings, info);
         // Two batches in flight: the next one is with the batcher while this one's
         // results are published, so the engine never waits for the loop.
         let mut in_flight = VecDeque::with_capacity(IN_FLIGHT);
         // The frames this video holds at most, in the memory budget from its first frame.
         let mut frames_held: Option<ports::MemoryLease> = None;
         loop {
-            if !ended && failure.is_none() && in_flight.len() < IN_FLIGHT {
-                let first = tokio::select! {
-                    () = self.cancel.cancelled() => return Err(VideoStop::Cancelled),
-                    next = frames_rx.recv() => next,
-                };
-                let mut frames = Vec::with_capacity(batch);
-                match first {
-                    None => ended = true,
-                    Some(Ok(frame)) => {
-                        if frames_held.is_none() {
-                            frames_held = Some(self.reserve_frames(&frame, batch)?);
-                        }
-                        frames.push(frame);
-                    }
-                    Some(Err(e)) => failure = Some(e),
-                }
-                while !ended && failure.is_none() && frames.len() < batch {
-                    match frames_rx.try_recv() {
-                        Ok(Ok(frame)) => frames.push(frame),
-                        Ok(Err(e)) => failure = Some(e),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => ended = true,
-                    }
+            while feed.is_open() && in_flight.len() < IN_FLIGHT {
+                let frames = feed.next_batch(batch, &self.cancel).await?;
+                if let (None, Some(first)) = (&frames_held, frames.first()) {
+                    frames_held = Some(self.reserve_frames(first, batch)?);
                 }
                 if !frames.is_empty() {
                     in_flight.push_back(self.infer(frames, &engine));
-                }
-                if !ended && failure.is_none() && in_flight.len() < IN_FLIGHT {
-                    continue;
                 }
             }
             let Some(inference) = in_flight.pop_front() else {
                 break;
             };
-            let (frames_back, results) = inference.await.map_err(|e| {
-                VideoStop::Failed(DetectError::Internal(format!("detection aborted: {e}")))
-            })?;
-            let results = results.map_err(|e| VideoStop::Failed(frame_error(e)))?;
-            metrics::counter!(FRAMES_INFERRED_TOTAL).increment(results.len() as u64);
-            // A cancel that came while the batch was inferred: its frames publish
-            // and annotate nothing (no annotation after the cancel's answer).
-            if self.cancel.is_cancelled() {
-                return Err(VideoStop::Cancelled);
-            }
-            for (frame, detections) in frames_back.into_iter().zip(results) {
-                processed += 1;
-                let percent = percent_of(&frame, info.duration_secs, total_frames).max(reported);
-                let tracked: Vec<Tracked> = detections.iter().map(Tracked::from).collect();
-                let verdict = gate.offer(frame.timestamp, &tracked);
-                if verdict == Verdict::Accepted {
-                    let dtos = self.parts.detector.to_dtos(&detections);
-                    reported = percent;
-                    self.progress(percent, dtos.clone()).await;
-                    accepted.extend(dtos.iter().cloned());
-                    if let Some(authorization) = &self.authorization {
-                        self.deliver(frame, dtos, authorization.clone());
-                    }
-                } else if percent >= reported.saturating_add(PROGRESS_STEP) {
-                    reported = percent;
-                    self.progress(percent, vec![]).await;
-                }
+            let (frames, detections) = self.inferred(inference).await?;
+            for (frame, detections) in frames.into_iter().zip(detections) {
+                self.publish_frame(&mut so_far, frame, detections).await;
             }
             if self.cancel.is_cancelled() {
                 return Err(VideoStop::Cancelled);
             }
         }
         // Every frame decoded before a failure has been inferred and published.
-        if let Some(e) = failure {
-            match e {
-                VideoError::Broken(reason) if processed > 0 => {
-                    broken = Some(format!(
-                        "decoding stopped after {processed} inferred frames: {reason}"
-                    ));
-                }
-                other => return Err(VideoStop::Failed(video_error(other))),
+        so_far.outcome(feed.into_failure())
+    }
+
+    /// The engine and the decoder, started together (either may take a while).
+    async fn open(
+        &self,
+        source: VideoSource,
+    ) -> Result<(Arc<dyn InferenceEngine>, Box<dyn ports::FrameStream>), VideoStop> {
+        let every_nth = self.settings.frame_period_recognition().max(1);
+        let opening = self.parts.video.open(source, DecodeOptions { every_nth });
+        let (engine, stream) = tokio::select! {
+            () = self.cancel.cancelled() => return Err(VideoStop::Cancelled),
+            both = async { tokio::join!(self.parts.engines.ensure(), opening) } => both,
+        };
+        let stream = stream.map_err(|e| VideoStop::Failed(video_error(e)))?;
+        let engine = engine.map_err(|e| VideoStop::Failed(unavailable(e)))?;
+        Ok((engine, stream))
+    }
+
+    /// A batch's frames and detections, once the engine is done with them.
+    async fn inferred(
+        &self,
+        inference: Inference,
+    ) -> Result<(Vec<SharedFrame>, Vec<Vec<Detection>>), VideoStop> {
+        let (frames, results) = inference.await.map_err(|e| {
+            VideoStop::Failed(DetectError::Internal(format!("detection aborted: {e}")))
+        })?;
+        let results = results.map_err(|e| VideoStop::Failed(frame_error(e)))?;
+        metrics::counter!(FRAMES_INFERRED_TOTAL).increment(results.len() as u64);
+        // A cancel that came while the batch was inferred: its frames publish and
+        // annotate nothing (no annotation after the cancel's answer).
+        if self.cancel.is_cancelled() {
+            return Err(VideoStop::Cancelled);
+        }
+        Ok((frames, results))
+    }
+
+    /// One inferred frame: accepted (published with its detections and annotated) or
+    /// not (progress only, every [`PROGRESS_STEP`] points).
+    async fn publish_frame(
+        &self,
+        so_far: &mut SoFar,
+        frame: SharedFrame,
+        detections: Vec<Detection>,
+    ) {
+        so_far.processed += 1;
+        let percent = so_far.percent_at(&frame);
+        let tracked: Vec<Tracked> = detections.iter().map(Tracked::from).collect();
+        if so_far.gate.offer(frame.timestamp, &tracked) == Verdict::Accepted {
+            let dtos = self.parts.detector.to_dtos(&detections);
+            so_far.reported = percent;
+            self.progress(percent, dtos.clone()).await;
+            so_far.accepted.extend(dtos.iter().cloned());
+            if let Some(authorization) = &self.authorization {
+                self.deliver(frame, dtos, authorization.clone());
             }
+        } else if percent >= so_far.reported.saturating_add(PROGRESS_STEP) {
+            so_far.reported = percent;
+            self.progress(percent, vec![]).await;
         }
-        if processed == 0 && broken.is_none() {
-            return Err(VideoStop::Failed(DetectError::BadInput(
-                "not a decodable video: it has no frames".into(),
-            )));
-        }
-        Ok(VideoOutcome {
-            detections: accepted,
-            broken,
-        })
     }
 
     /// An `AIProcessing` event at `percent` (with an accepted frame's detections, or
@@ -308,7 +282,7 @@ const IN_FLIGHT: usize = 2;
 
 type Inference = tokio::task::JoinHandle<(
     Vec<SharedFrame>,
-    Result<Vec<Vec<domain::detection::Detection>>, crate::detect::FrameError>,
+    Result<Vec<Vec<Detection>>, crate::detect::FrameError>,
 )>;
 
 /// A decoded frame, shared between the batcher and the annotation it may become.
@@ -328,16 +302,6 @@ impl From<VideoFrame> for SharedFrame {
     }
 }
 
-/// Percent done by the frame's time (or index), below 100 until the end.
-fn percent_of(frame: &SharedFrame, duration: Option<f64>, frames: Option<u64>) -> u8 {
-    let fraction = match (duration, frames) {
-        (Some(d), _) if d > 0.0 => frame.timestamp / d,
-        (_, Some(n)) if n > 0 => frame.index as f64 / n as f64,
-        _ => 0.0,
-    };
-    (fraction * 100.0).clamp(0.0, 99.0) as u8
-}
-
 pub(crate) fn video_error(error: VideoError) -> DetectError {
     match error {
         VideoError::Unreadable(_) => DetectError::BadInput(error.to_string()),
@@ -345,13 +309,5 @@ pub(crate) fn video_error(error: VideoError) -> DetectError {
             DetectError::Unprocessable(error.to_string())
         }
         VideoError::Unavailable(_) => DetectError::Internal(error.to_string()),
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

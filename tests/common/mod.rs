@@ -170,7 +170,12 @@ impl Service {
     pub fn start(dir: PathBuf, config: &str) -> Service {
         let path = dir.join("detections.toml");
         std::fs::write(&path, config).unwrap();
-        let (child, address) = serve(&path);
+        Service::with_file(dir, &path)
+    }
+
+    /// Starts `serve` with the configuration file at `path`.
+    pub fn with_file(dir: PathBuf, path: &Path) -> Service {
+        let (child, address) = serve(path);
         Service {
             child,
             base: format!("http://{address}"),
@@ -196,6 +201,29 @@ impl Service {
             .map_or(0, |v| v as u64)
     }
 
+    /// `POST` of `form` to `path`: the status and the JSON answer (null when not JSON).
+    pub fn post_form(
+        &self,
+        path: &str,
+        form: reqwest::blocking::multipart::Form,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `GET /health`, which always answers 200.
+    pub fn health(&self) -> serde_json::Value {
+        let response = self.client.get(self.url("/health")).send().unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -213,14 +241,7 @@ impl Service {
         if let Some(settings) = settings {
             form = form.text("config", settings.to_string());
         }
-        let response = self
-            .client
-            .post(self.url("/detect"))
-            .multipart(form)
-            .send()
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(serde_json::Value::Null))
+        self.post_form("/detect", form)
     }
 }
 
@@ -290,6 +311,55 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} did not happen within {within:?}");
+}
+
+/// The encoder options of every test clip: H.264, yuv420p, the index up front.
+pub const H264: [&str; 6] = [
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    "-movflags",
+    "+faststart",
+];
+
+/// A person (cut from `zidane.png`) on a plain grey 640×360 background at `fps` for
+/// `seconds`; `x` is ffmpeg's overlay expression of its left edge (`t` in seconds).
+pub fn person_clip(path: &Path, seconds: u32, fps: u32, x: &str) {
+    let photo = assets().join("photos/zidane.png");
+    let background = format!("color=c=gray:s=640x360:r={fps}:d={seconds}");
+    let filter = format!("[1]crop=420:680:720:40,scale=-2:300[p];[0][p]overlay=x='{x}':y=40");
+    let frames = (seconds * fps).to_string();
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        &background,
+        "-i",
+        photo.to_str().unwrap(),
+        "-filter_complex",
+        &filter,
+        "-frames:v",
+        &frames,
+    ];
+    args.extend(H264);
+    args.push(path.to_str().unwrap());
+    ffmpeg(args);
+}
+
+/// An H.264 faststart mp4 at `out` of `frames` frames at 25 fps of the still `photo`,
+/// scaled by the ffmpeg filter `scale` when given (e.g. `scale=320:-2`); its bytes.
+pub fn still_clip(photo: &Path, out: &Path, frames: u32, scale: Option<&str>) -> Vec<u8> {
+    let frames = frames.to_string();
+    let mut args = vec!["-loop", "1", "-i", photo.to_str().unwrap()];
+    if let Some(scale) = scale {
+        args.extend(["-vf", scale]);
+    }
+    args.extend(["-frames:v", &frames, "-r", "25"]);
+    args.extend(H264);
+    args.push(out.to_str().unwrap());
+    ffmpeg(args);
+    std::fs::read(out).unwrap()
 }
 
 /// Runs the `ffmpeg` program (quiet, overwriting), which the video tests require.

@@ -64,7 +64,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let sink = JsonLinesSink::new(&path);
         let annotation = Annotation {
-            media_id: "abc".into(),
+            media_id: domain::media::MediaId::parse("abc").unwrap(),
             source: 0,
             video_time: "00:00:00".into(),
             detections: vec![],

@@ -34,7 +34,7 @@ fn media_id() -> MediaId {
 
 fn annotation() -> Annotation {
     Annotation {
-        media_id: "0123456789abcdef".into(),
+        media_id: domain::media::MediaId::parse("0123456789abcdef").unwrap(),
         source: 0,
         video_time: "00:01:02".into(),
         detections: vec![DetectionDto {

@@ -14,7 +14,7 @@ fn entry(media_id: &str) -> Entry {
     Entry {
         key: Journal::new_key().unwrap(),
         annotation: Annotation {
-            media_id: media_id.into(),
+            media_id: domain::media::MediaId::parse(media_id).unwrap(),
             source: 0,
             video_time: "00:00:01".into(),
             detections: vec![],
@@ -27,7 +27,7 @@ fn entry(media_id: &str) -> Entry {
 fn media_ids(paths: &[PathBuf]) -> Vec<String> {
     paths
         .iter()
-        .map(|p| Journal::read(p).unwrap().annotation.media_id)
+        .map(|p| Journal::read(p).unwrap().annotation.media_id.to_string())
         .collect()
 }
 

@@ -61,7 +61,7 @@ impl TestSink {
             .lock()
             .unwrap()
             .iter()
-            .map(|(a, _)| a.media_id.clone())
+            .map(|(a, _)| a.media_id.to_string())
             .collect()
     }
 }
@@ -102,7 +102,7 @@ impl AnnotationSink for TestSink {
 
 fn annotation(media_id: &str) -> Annotation {
     Annotation {
-        media_id: media_id.into(),
+        media_id: domain::media::MediaId::parse(media_id).unwrap(),
         source: 0,
         video_time: "00:00:00".into(),
         detections: vec![],

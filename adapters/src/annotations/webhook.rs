@@ -111,7 +111,7 @@ mod tests {
 
     fn annotation() -> Annotation {
         Annotation {
-            media_id: "m1".into(),
+            media_id: domain::media::MediaId::parse("m1").unwrap(),
             source: 0,
             video_time: "00:00:00".into(),
             detections: vec![],

@@ -8,7 +8,7 @@ use super::*;
 fn detection(media: &str, percent: u8) -> StreamEvent {
     StreamEvent::Detection(DetectionEvent {
         annotations: Vec::new(),
-        media_id: media.to_string(),
+        media_id: domain::media::MediaId::parse(media).unwrap(),
         media_status: MediaEventStatus::AiProcessing,
         media_percent: percent,
         error: None,
@@ -18,7 +18,7 @@ fn detection(media: &str, percent: u8) -> StreamEvent {
 fn availability() -> StreamEvent {
     StreamEvent::Availability(Health {
         availability: Availability::Enabled,
-        engine_type: Some("onnx"),
+        engine_type: Some(ports::EngineKind::Onnx),
     })
 }
 

@@ -20,7 +20,7 @@ pub struct HealthBody<'a> {
     ai_availability: &'static str,
     /// The reason in `Warning` and `Error`.
     error_message: Option<&'a str>,
-    /// The engine in use once one is loaded (`onnx`, `tensorrt`).
+    /// The engine in use once one is loaded (`onnx`, `cuda`, `tensorrt`).
     engine_type: Option<&'static str>,
 }
 
@@ -30,7 +30,7 @@ impl<'a> From<&'a Health> for HealthBody<'a> {
             status: "healthy",
             ai_availability: health.availability.name(),
             error_message: health.availability.reason(),
-            engine_type: health.engine_type,
+            engine_type: health.engine_type.map(ports::EngineKind::as_str),
         }
     }
 }

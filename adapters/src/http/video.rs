@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use domain::settings::SettingsPatch;
 use futures_util::StreamExt;
-use ports::{ByteStream, VideoUpload};
+use ports::{ByteStream, UploadBrokeOff, VideoUpload};
 use serde::Serialize;
 
 use super::AppState;
@@ -37,18 +37,18 @@ struct BodyChunks {
 
 #[async_trait]
 impl ByteStream for BodyChunks {
-    async fn next_chunk(&mut self) -> Option<Result<Bytes, String>> {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, UploadBrokeOff>> {
         let chunk = self.stream.next().await?;
         Some(match chunk {
             Ok(bytes) => {
                 self.seen += bytes.len();
                 if self.seen > self.limit {
-                    Err(format!("the body is larger than {} bytes", self.limit))
+                    Err(UploadBrokeOff::TooLarge { limit: self.limit })
                 } else {
                     Ok(bytes)
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(UploadBrokeOff::Transport(e.to_string())),
         })
     }
 }

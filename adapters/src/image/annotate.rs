@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use font8x8::UnicodeFonts;
-use ports::{DrawnBox, FrameAnnotator, RgbFrame};
+use ports::{AnnotateError, DrawnBox, FrameAnnotator, RgbFrame};
 
 /// Draws 2-pixel box outlines and an 8×8 bitmap label on a filled band above each box.
 #[derive(Debug, Default)]
@@ -14,7 +14,16 @@ const GLYPH: u32 = 8;
 const JPEG_QUALITY: u8 = 90;
 
 impl FrameAnnotator for JpegAnnotator {
-    fn write(&self, frame: &RgbFrame, boxes: &[DrawnBox], path: &Path) -> Result<(), String> {
+    fn write(
+        &self,
+        frame: &RgbFrame,
+        boxes: &[DrawnBox],
+        path: &Path,
+    ) -> Result<(), AnnotateError> {
+        let io = |source| AnnotateError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let (width, height) = (frame.size().width(), frame.size().height());
         let mut canvas = Canvas {
             pixels: frame.pixels().to_vec(),
@@ -26,9 +35,9 @@ impl FrameAnnotator for JpegAnnotator {
             canvas.label(drawn);
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+        let file = std::fs::File::create(path).map_err(io)?;
         let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(
             std::io::BufWriter::new(file),
             JPEG_QUALITY,
@@ -40,7 +49,7 @@ impl FrameAnnotator for JpegAnnotator {
                 height,
                 image::ExtendedColorType::Rgb8,
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| AnnotateError::Encode(e.to_string()))
     }
 }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use domain::job::MediaKind;
 use domain::media::MediaId;
-use ports::{MediaStore, MediaStoreError};
+use ports::{MediaStore, MediaStoreError, StagingFile};
+
+use super::staging::{self, FolderStagingFile};
 
 pub struct FolderMediaStore {
     images_dir: PathBuf,
@@ -71,13 +73,18 @@ impl MediaStore for FolderMediaStore {
         Ok(path)
     }
 
-    fn stage(&self, kind: MediaKind) -> Result<PathBuf, MediaStoreError> {
+    fn stage(&self, kind: MediaKind) -> Result<Box<dyn StagingFile>, MediaStoreError> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let folder = self.folder(kind);
         std::fs::create_dir_all(folder)
             .map_err(|e| MediaStoreError::Io(format!("{}: {e}", folder.display())))?;
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(folder.join(format!(".upload-{}-{n}.partial", std::process::id())))
+        let path = folder.join(format!(".upload-{}-{n}.partial", std::process::id()));
+        Ok(Box::new(FolderStagingFile::create(path)?))
+    }
+
+    fn content_id(&self, staged: &Path, size: u64) -> Result<MediaId, MediaStoreError> {
+        staging::content_id(staged, size)
     }
 
     fn adopt(
@@ -169,5 +176,46 @@ mod tests {
             store.read(&path, 3),
             Err(MediaStoreError::TooLarge { size: 6, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_staged_upload_is_written_hashed_and_removed_unless_adopted() {
+        let dir = scratch("staging");
+        let store = FolderMediaStore::new(dir.join("images"), dir.join("videos"));
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut staging = store.stage(MediaKind::Video).unwrap();
+        for chunk in content.chunks(7_000) {
+            staging.write(chunk).await.unwrap();
+        }
+        let staged = staging.finish().await.unwrap();
+        assert_eq!(staged.size, content.len() as u64);
+        assert_eq!(staged.head, content[..ports::STAGED_HEAD_BYTES]);
+        assert_eq!(std::fs::read(&staged.path).unwrap(), content);
+        // The samples of spec A8, the same as over the bytes in memory.
+        let expected = {
+            let samples: Vec<&[u8]> = domain::media::sample_ranges(staged.size)
+                .into_iter()
+                .map(|(start, end)| &content[start as usize..end as usize])
+                .collect();
+            MediaId::of_samples(staged.size, samples)
+        };
+        assert_eq!(
+            store.content_id(&staged.path, staged.size).unwrap(),
+            expected
+        );
+        let path = staged.path.clone();
+        drop(staged);
+        assert!(!path.exists(), "a staged upload nobody kept is removed");
+
+        let mut staging = store.stage(MediaKind::Video).unwrap();
+        staging.write(b"kept").await.unwrap();
+        let staged = staging.finish().await.unwrap();
+        let id = store.content_id(&staged.path, staged.size).unwrap();
+        assert_eq!(id, MediaId::of_content(b"kept"));
+        let kept = store
+            .adopt(&staged.path, &id, MediaKind::Video, "mp4")
+            .unwrap();
+        drop(staged);
+        assert_eq!(std::fs::read(kept).unwrap(), b"kept");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod folders;
 pub mod local_catalog;
+mod staging;
 
 pub use folders::FolderMediaStore;
 pub use local_catalog::LocalMediaCatalog;

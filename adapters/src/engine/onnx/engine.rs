@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, TensorElementType, TensorRef};
-use ports::{BatchSize, EngineError, InferenceEngine, InputTensor, ModelSpec, RawOutput};
+use ports::{
+    BatchSize, EngineError, EngineKind, InferenceEngine, InputTensor, ModelSpec, RawOutput,
+};
 
 use super::runtime::panic_message;
 
@@ -18,7 +20,7 @@ pub struct OnnxEngine {
     // ort's `run` takes `&mut self` (ONNX Runtime's allocators are not all thread-safe).
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
-    engine_type: &'static str,
+    engine_type: EngineKind,
     /// Nice value for the threads that call `infer` (see `priority`).
     nice: i32,
 }
@@ -39,7 +41,7 @@ impl OnnxEngine {
             output_name,
             sessions: sessions.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
-            engine_type: "onnx",
+            engine_type: EngineKind::Onnx,
             nice: 0,
         }
     }
@@ -50,7 +52,7 @@ impl OnnxEngine {
     }
 
     /// What `/health` reports: `onnx` (CPU), `cuda`, `tensorrt`.
-    pub(crate) fn with_type(mut self, engine_type: &'static str) -> Self {
+    pub(crate) fn with_type(mut self, engine_type: EngineKind) -> Self {
         self.engine_type = engine_type;
         self
     }
@@ -152,7 +154,7 @@ impl InferenceEngine for OnnxEngine {
         &self.spec
     }
 
-    fn engine_type(&self) -> &'static str {
+    fn engine_type(&self) -> EngineKind {
         self.engine_type
     }
 

@@ -119,7 +119,7 @@ impl EngineFactory for GpuEngineFactory {
             .base
             .build_with(model, &[self.cuda()])
             .map_err(|e| self.backend("CUDA", e))?;
-        Ok(Arc::new(engine.with_type("cuda")))
+        Ok(Arc::new(engine.with_type(ports::EngineKind::Cuda)))
     }
 
     fn load_engine(&self, engine: &ModelArtifact) -> Result<Arc<dyn InferenceEngine>, EngineError> {
@@ -127,7 +127,7 @@ impl EngineFactory for GpuEngineFactory {
             .base
             .build_with(engine, &[self.tensorrt(None), self.cuda()])
             .map_err(|e| self.backend("TensorRT", e))?;
-        Ok(Arc::new(loaded.with_type("tensorrt")))
+        Ok(Arc::new(loaded.with_type(ports::EngineKind::Tensorrt)))
     }
 
     fn convert(
