@@ -15,16 +15,15 @@ use adapters::annotations::journal::{Entry, Journal};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ports::{Annotation, DetectionDto};
 
-/// Base64 text of `len` characters with no structure, like an encoded JPEG.
-fn base64_like(len: usize) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// `len` bytes with no structure, like a JPEG (its base64 text is 4/3 as long).
+fn jpeg_like(len: usize) -> bytes::Bytes {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     (0..len)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            ALPHABET[(state % 64) as usize] as char
+            state as u8
         })
         .collect()
 }
@@ -43,10 +42,9 @@ fn entry(image_len: usize) -> Entry {
         key: Journal::new_key().unwrap(),
         annotation: Annotation {
             media_id: domain::media::MediaId::parse("0123456789abcdef").unwrap(),
-            source: 0,
-            video_time: "00:00:07".into(),
+            video_time: domain::tracking::VideoTime::from_seconds(7.0),
             detections: vec![detection; 5],
-            image: base64_like(image_len),
+            jpeg: jpeg_like(image_len * 3 / 4),
         },
         authorization: Some(format!("Bearer {}", "x".repeat(600))),
     }

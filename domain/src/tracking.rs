@@ -136,19 +136,57 @@ fn distance(a: &Tracked, b: &Tracked) -> f64 {
     ((a.cx - b.cx).powi(2) + (a.cy - b.cy).powi(2)).sqrt()
 }
 
-/// `HH:MM:SS` of a timestamp in seconds (spec A9 `videoTime`), rounded down.
-pub fn video_time(seconds: f64) -> String {
-    let total = if seconds.is_finite() && seconds > 0.0 {
-        seconds.floor() as u64
-    } else {
-        0
-    };
-    format!(
-        "{:02}:{:02}:{:02}",
-        total / 3600,
-        (total / 60) % 60,
-        total % 60
-    )
+/// Where in a video an annotation is, in whole seconds (spec A9 `videoTime`,
+/// `HH:MM:SS`; `00:00:00` for a photo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct VideoTime(u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a video time is HH:MM:SS, got {0:?}")]
+pub struct VideoTimeError(pub String);
+
+impl VideoTime {
+    /// A timestamp in seconds, rounded down (negative or not finite: 0).
+    pub fn from_seconds(seconds: f64) -> Self {
+        Self(if seconds.is_finite() && seconds > 0.0 {
+            seconds.floor() as u64
+        } else {
+            0
+        })
+    }
+
+    pub fn seconds(self) -> u64 {
+        self.0
+    }
+
+    /// Reads `HH:MM:SS` back (hours may have more digits).
+    pub fn parse(text: &str) -> Result<Self, VideoTimeError> {
+        let bad = || VideoTimeError(text.to_string());
+        let mut parts = text.split(':').map(|p| p.parse::<u64>().map_err(|_| bad()));
+        let (Some(h), Some(m), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let (h, m, s) = (h?, m?, s?);
+        if m >= 60 || s >= 60 {
+            return Err(bad());
+        }
+        Ok(Self(h * 3600 + m * 60 + s))
+    }
+}
+
+impl std::fmt::Display for VideoTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total = self.0;
+        write!(
+            f,
+            "{:02}:{:02}:{:02}",
+            total / 3600,
+            (total / 60) % 60,
+            total % 60
+        )
+    }
 }
 
 #[cfg(test)]
@@ -223,11 +261,20 @@ mod tests {
     }
 
     #[test]
-    fn video_time_is_hours_minutes_seconds() {
-        assert_eq!(video_time(0.0), "00:00:00");
-        assert_eq!(video_time(3.99), "00:00:03");
-        assert_eq!(video_time(3723.5), "01:02:03");
-        assert_eq!(video_time(f64::NAN), "00:00:00");
+    fn video_time_is_hours_minutes_seconds_and_reads_back() {
+        let shown = |s: f64| VideoTime::from_seconds(s).to_string();
+        assert_eq!(shown(0.0), "00:00:00");
+        assert_eq!(shown(3.99), "00:00:03");
+        assert_eq!(shown(3723.5), "01:02:03");
+        assert_eq!(shown(f64::NAN), "00:00:00");
+        assert_eq!(shown(-2.0), "00:00:00");
+        for seconds in [0.0, 59.0, 3723.0, 400_000.0] {
+            let time = VideoTime::from_seconds(seconds);
+            assert_eq!(VideoTime::parse(&time.to_string()), Ok(time));
+        }
+        for bad in ["", "1:2", "00:60:00", "00:00:61", "a:b:c", "1:2:3:4"] {
+            assert!(VideoTime::parse(bad).is_err(), "{bad}");
+        }
     }
 
     proptest! {

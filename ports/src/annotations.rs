@@ -1,22 +1,19 @@
 //! Where accepted annotations go: the Annotations service, or a local file.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::events::DetectionDto;
 
-/// One accepted annotation (spec A9 `POST /annotations`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One accepted annotation (spec A9 `POST /annotations`). The wire shape (base64
+/// image, `HH:MM:SS`, `source` 0) is the adapters' (`adapters::annotations::wire`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Annotation {
     pub media_id: domain::media::MediaId,
-    /// Always 0 (this service is the source).
-    pub source: u8,
-    /// `HH:MM:SS`; `00:00:00` for images.
-    pub video_time: String,
+    /// Where in the video (zero for a photo).
+    pub video_time: domain::tracking::VideoTime,
     pub detections: Vec<DetectionDto>,
-    /// Base64 JPEG of the frame.
-    pub image: String,
+    /// The frame, as JPEG.
+    pub jpeg: bytes::Bytes,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use domain::auth::{BearerToken, Credentials};
 use domain::job::MediaStatus;
 use domain::media::MediaId;
@@ -111,7 +110,7 @@ impl FrameAnnotation {
     }
 }
 
-/// Hands one accepted annotation to the sink, with the frame as base64 JPEG. Encoding
+/// Hands one accepted annotation to the sink, with the frame as JPEG. Encoding
 /// runs on a blocking thread; delivery failures are the sink's to count. A video
 /// cancelled (`cancel`) while its frame was encoded delivers nothing.
 pub async fn deliver_annotation(
@@ -129,21 +128,18 @@ pub async fn deliver_annotation(
     } = annotation;
     let media_id = &media_id;
     let encoder = Arc::clone(detector);
-    let image = tokio::task::spawn_blocking(move || {
-        encoder
-            .encode_jpeg(&frame, ANNOTATION_JPEG_QUALITY)
-            .map(|jpeg| base64::engine::general_purpose::STANDARD.encode(jpeg))
-    })
-    .await;
-    let image = match image {
-        Ok(Ok(image)) => image,
+    let jpeg =
+        tokio::task::spawn_blocking(move || encoder.encode_jpeg(&frame, ANNOTATION_JPEG_QUALITY))
+            .await;
+    let jpeg = match jpeg {
+        Ok(Ok(jpeg)) => bytes::Bytes::from(jpeg),
         Ok(Err(e)) => {
             tracing::error!(media = %media_id, error = %e, "annotation image not encoded");
-            String::new()
+            bytes::Bytes::new()
         }
         Err(e) => {
             tracing::error!(media = %media_id, error = %e, "annotation image encoding aborted");
-            String::new()
+            bytes::Bytes::new()
         }
     };
     // A video cancelled while its frame was encoded: nothing reaches the sink after the
@@ -153,10 +149,9 @@ pub async fn deliver_annotation(
     }
     let annotation = Annotation {
         media_id: media_id.clone(),
-        source: 0,
-        video_time: domain::tracking::video_time(at_seconds),
+        video_time: domain::tracking::VideoTime::from_seconds(at_seconds),
         detections,
-        image,
+        jpeg,
     };
     if let Err(e) = sink.deliver(&annotation, authorization).await {
         tracing::error!(media = %media_id, error = %e, "annotation not delivered");

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::wire::AnnotationBody;
 use async_trait::async_trait;
 use ports::{Annotation, AnnotationError, AnnotationSink};
 use tokio::io::AsyncWriteExt;
@@ -30,7 +31,7 @@ impl AnnotationSink for JsonLinesSink {
         annotation: &Annotation,
         _authorization: Option<String>,
     ) -> Result<(), AnnotationError> {
-        let mut line = serde_json::to_vec(annotation)
+        let mut line = serde_json::to_vec(&AnnotationBody::from(annotation))
             .map_err(|e| AnnotationError::Rejected(format!("cannot encode annotation: {e}")))?;
         line.push(b'\n');
         let failed = |e: std::io::Error| {
@@ -65,10 +66,9 @@ mod tests {
         let sink = JsonLinesSink::new(&path);
         let annotation = Annotation {
             media_id: domain::media::MediaId::parse("abc").unwrap(),
-            source: 0,
-            video_time: "00:00:00".into(),
+            video_time: Default::default(),
             detections: vec![],
-            image: String::new(),
+            jpeg: bytes::Bytes::new(),
         };
         sink.deliver(&annotation, None).await.unwrap();
         sink.deliver(&annotation, Some("Bearer t".into()))
@@ -77,7 +77,8 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        let back: Annotation = serde_json::from_str(lines[0]).unwrap();
+        let back: AnnotationBody = serde_json::from_str(lines[0]).unwrap();
+        let back = Annotation::try_from(back).unwrap();
         assert_eq!(back, annotation);
         assert!(!text.contains("Bearer"));
     }

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::wire::AnnotationBody;
 use async_trait::async_trait;
 use domain::auth::{BearerToken, Credentials};
 use domain::job::MediaStatus;
@@ -163,7 +164,7 @@ impl AnnotationsClient {
         let mut request = self
             .client
             .post(self.url(&["annotations"]))
-            .json(annotation);
+            .json(&AnnotationBody::from(annotation));
         if let Some(header) = authorization {
             request = request.header(AUTHORIZATION, header);
         }

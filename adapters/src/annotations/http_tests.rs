@@ -35,8 +35,7 @@ fn media_id() -> MediaId {
 fn annotation() -> Annotation {
     Annotation {
         media_id: domain::media::MediaId::parse("0123456789abcdef").unwrap(),
-        source: 0,
-        video_time: "00:01:02".into(),
+        video_time: domain::tracking::VideoTime::parse("00:01:02").unwrap(),
         detections: vec![DetectionDto {
             center_x: 0.5,
             center_y: 0.25,
@@ -46,7 +45,7 @@ fn annotation() -> Annotation {
             label: "car".into(),
             confidence: 0.9,
         }],
-        image: "aGVsbG8=".into(),
+        jpeg: bytes::Bytes::from_static(b"hello"),
     }
 }
 

@@ -37,6 +37,7 @@ const PREFIX: char = 'j';
 pub struct Entry {
     /// The `Idempotency-Key` of every attempt to deliver this annotation.
     pub key: String,
+    #[serde(with = "super::wire")]
     pub annotation: Annotation,
     pub authorization: Option<String>,
 }
@@ -45,6 +46,7 @@ pub struct Entry {
 #[derive(Deserialize)]
 struct Stored {
     key: Option<String>,
+    #[serde(with = "super::wire")]
     annotation: Annotation,
     authorization: Option<String>,
 }

@@ -15,10 +15,9 @@ fn entry(media_id: &str) -> Entry {
         key: Journal::new_key().unwrap(),
         annotation: Annotation {
             media_id: domain::media::MediaId::parse(media_id).unwrap(),
-            source: 0,
-            video_time: "00:00:01".into(),
+            video_time: domain::tracking::VideoTime::parse("00:00:01").unwrap(),
             detections: vec![],
-            image: "aGVsbG8=".into(),
+            jpeg: bytes::Bytes::from_static(b"hello"),
         },
         authorization: Some(format!("Bearer {media_id}")),
     }
@@ -114,7 +113,7 @@ fn files_of_the_older_spool_format_come_first_with_a_stable_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let old = dir.join("00001746000000000000-000000000007-4242.json");
     let content = serde_json::json!({
-        "annotation": entry("old").annotation,
+        "annotation": super::super::wire::AnnotationBody::from(&entry("old").annotation),
         "authorization": "Bearer old",
     });
     std::fs::write(&old, content.to_string()).unwrap();

@@ -10,3 +10,4 @@ pub mod http;
 pub mod journal;
 pub mod outbox;
 pub mod webhook;
+pub mod wire;

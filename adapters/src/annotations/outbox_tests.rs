@@ -103,10 +103,9 @@ impl AnnotationSink for TestSink {
 fn annotation(media_id: &str) -> Annotation {
     Annotation {
         media_id: domain::media::MediaId::parse(media_id).unwrap(),
-        source: 0,
-        video_time: "00:00:00".into(),
+        video_time: domain::tracking::VideoTime::parse("00:00:00").unwrap(),
         detections: vec![],
-        image: "aGVsbG8=".into(),
+        jpeg: bytes::Bytes::from_static(b"hello"),
     }
 }
 
@@ -333,7 +332,7 @@ async fn a_torn_entry_is_set_aside_and_the_others_are_delivered_in_order() {
 async fn a_file_of_the_older_spool_format_is_sent_first() {
     let dir = spool_dir("legacy");
     std::fs::create_dir_all(&dir).unwrap();
-    let old = serde_json::json!({"annotation": annotation("old"), "authorization": TOKEN});
+    let old = serde_json::json!({"annotation": crate::annotations::wire::AnnotationBody::from(&annotation("old")), "authorization": TOKEN});
     std::fs::write(
         dir.join("00001746000000000000-000000000001-77.json"),
         old.to_string(),

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::wire::AnnotationBody;
 use async_trait::async_trait;
 use ports::{Annotation, AnnotationError, AnnotationSink};
 use reqwest::StatusCode;
@@ -28,9 +29,9 @@ pub struct WebhookSink {
 }
 
 #[derive(Serialize)]
-struct Envelope<'a> {
+struct Envelope {
     event: &'static str,
-    annotation: &'a Annotation,
+    annotation: AnnotationBody,
 }
 
 impl WebhookSink {
@@ -73,7 +74,7 @@ impl WebhookSink {
     ) -> Result<(), AnnotationError> {
         let mut request = self.client.post(&self.config.url).json(&Envelope {
             event: "annotation",
-            annotation,
+            annotation: AnnotationBody::from(annotation),
         });
         if let Some((name, value)) = &self.config.secret_header {
             request = request.header(name.as_str(), value.as_str());
@@ -112,10 +113,9 @@ mod tests {
     fn annotation() -> Annotation {
         Annotation {
             media_id: domain::media::MediaId::parse("m1").unwrap(),
-            source: 0,
-            video_time: "00:00:00".into(),
+            video_time: Default::default(),
             detections: vec![],
-            image: "aGk=".into(),
+            jpeg: bytes::Bytes::from_static(b"hi"),
         }
     }
 
