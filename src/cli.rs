@@ -34,6 +34,16 @@ pub enum Command {
     /// Print what the GPU probe sees (name, compute capability, multiprocessors) and the
     /// TensorRT engine file name for this host, as JSON; exit code 1 without a usable GPU.
     GpuInfo,
+    /// In a cluster (`[cluster] kind = "nats"`): the annotations the receiver refused or
+    /// that failed every delivery, one JSON line each; `--replay` sends them again.
+    DeadLetters(DeadLettersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersArgs {
+    /// Put every dead letter back for delivery (with its own idempotency key).
+    #[arg(long)]
+    pub replay: bool,
 }
 
 #[derive(Debug, Args)]

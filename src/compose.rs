@@ -6,14 +6,16 @@
 //! | `ModelSource` | [`model_source`] | `local`, `loader` |
 //! | `EngineFactory`, `GpuProbe` | [`engine`] | `onnx`, `tensorrt`, `cuda` |
 //! | `ImageDecoder`, `Preprocessor` | [`detector`] | turbojpeg/image, letterbox |
-//! | `AnnotationSink`, `MediaCatalog` | [`annotations`] | `file`, `http`, `webhook` (behind the outbox) |
-//! | `EventPublisher` | [`events`] | the in-process bus |
-//! | `JobRegistry` | [`jobs`] | in memory |
+//! | `AnnotationSink`, `MediaCatalog` | [`annotations`], [`cluster`] | `file`, `http`, `webhook` (behind the outbox; in a cluster, behind the broker) |
+//! | `EventPublisher` | [`events`], [`cluster`] | the in-process bus; NATS JetStream |
+//! | `JobRegistry` | [`jobs`], [`cluster`] | in memory; NATS key-value |
+//! | `Membership` | [`cluster`] | none; the NATS connection |
 //! | `MediaStore` | [`media`] | folders |
 //! | `VideoDecoder` | [`video`] | `ffmpeg` |
 //! | `DetectionService` (driving) | `commands::serve` | axum |
 
 mod annotations;
+pub mod cluster;
 mod detector;
 mod engine;
 mod events;
@@ -58,22 +60,25 @@ pub fn core(config: &Config, classes: Arc<ClassTable>) -> Result<Core, SetupErro
 }
 
 /// The application (the driving port) over the configured driven adapters.
-pub fn application(
+pub async fn application(
     config: &Config,
     core: Core,
     memory: Arc<MemoryBudget>,
 ) -> Result<Application, SetupError> {
-    let annotations::Annotations { sink, catalog } = annotations::build(config)?;
+    let annotations = annotations::build(config)?;
+    let catalog = Arc::clone(&annotations.catalog);
+    let shared = cluster::build(config, annotations).await?;
     Ok(Application::new(
         Collaborators {
             engines: core.engines,
             detector: core.detector,
-            events: events::build(&config.events),
-            sink,
+            events: shared.events,
+            sink: shared.sink,
             catalog,
             store: media::build(&config.media),
             video: video::build(&config.video),
-            jobs: jobs::build(),
+            jobs: shared.jobs,
+            cluster: shared.membership,
             memory,
         },
         Limits {

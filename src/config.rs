@@ -10,10 +10,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod cluster;
 mod delivery;
 mod engine;
 mod serving;
 mod sources;
+pub use cluster::{ClusterConfig, NatsSettings};
 pub use delivery::{AnnotationsConfig, EventsConfig, OutboxConfig};
 pub use engine::EngineConfig;
 pub use serving::{DetectionConfig, LogFormat, LoggingConfig, ServerConfig};
@@ -39,6 +41,8 @@ pub struct Config {
     /// Delivery of annotations: the on-disk journal and retries (spec B).
     pub outbox: OutboxConfig,
     pub logging: LoggingConfig,
+    /// Where the state replicas share lives (`local`: in this process).
+    pub cluster: ClusterConfig,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -93,7 +97,7 @@ impl Config {
 }
 
 /// The sections that pick their adapter with a `kind` tag.
-const TAGGED_SECTIONS: [&str; 4] = ["model_source", "engine", "annotations", "video"];
+const TAGGED_SECTIONS: [&str; 5] = ["model_source", "engine", "annotations", "video", "cluster"];
 
 /// A tagged section given without its `kind` keeps the default adapter, so that one key
 /// of the adapter in use (`DETECTIONS_ENGINE__LIBRARY=…`) can be set alone; naming
@@ -122,6 +126,9 @@ fn compatible_env() -> Figment {
     if std::env::var_os("ANNOTATIONS_URL").is_some() {
         figment = figment.merge(Serialized::default("annotations.kind", "http"));
     }
+    if std::env::var_os("NATS_URL").is_some() {
+        figment = figment.merge(Serialized::default("cluster.kind", "nats"));
+    }
     figment.merge(
         Env::raw()
             .only(&[
@@ -130,6 +137,7 @@ fn compatible_env() -> Figment {
                 "VIDEOS_DIR",
                 "IMAGES_DIR",
                 "LOG_FORMAT",
+                "NATS_URL",
             ])
             .map(|key| {
                 match key.as_str().to_ascii_uppercase().as_str() {
@@ -137,6 +145,7 @@ fn compatible_env() -> Figment {
                     "ANNOTATIONS_URL" => "annotations.url",
                     "VIDEOS_DIR" => "media.videos_dir",
                     "IMAGES_DIR" => "media.images_dir",
+                    "NATS_URL" => "cluster.url",
                     _ => "logging.format",
                 }
                 .into()

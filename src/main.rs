@@ -47,10 +47,6 @@ fn main() -> ExitCode {
     if let Command::GpuInfo = command {
         return commands::gpu_info(&config);
     }
-    let classes = match compose::load_classes(&config.classes.path) {
-        Ok(classes) => Arc::new(classes),
-        Err(e) => return fail(e),
-    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if config.detection.runtime_threads > 0 {
         runtime.worker_threads(config.detection.runtime_threads);
@@ -58,6 +54,13 @@ fn main() -> ExitCode {
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    if let Command::DeadLetters(args) = command {
+        return runtime.block_on(commands::dead_letters(&config, args));
+    }
+    let classes = match compose::load_classes(&config.classes.path) {
+        Ok(classes) => Arc::new(classes),
+        Err(e) => return fail(e),
     };
     let core = match compose::core(&config, classes) {
         Ok(core) => core,
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             runtime.block_on(commands::bench_frames(args, threads, core))
         }
         Command::GpuInfo => commands::gpu_info(&config),
+        Command::DeadLetters(_) => unreachable!("answered before the engine is built"),
     }
 }
 

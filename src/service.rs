@@ -60,6 +60,8 @@ pub struct Collaborators {
     pub video: Arc<dyn ports::VideoDecoder>,
     /// Background jobs by media (the 409 of spec A3).
     pub jobs: Arc<dyn JobRegistry>,
+    /// The broker the replicas share (`None`: one process on its own).
+    pub cluster: Option<Arc<dyn ports::Membership>>,
     /// Memory for what requests hold in flight; videos reserve their frames here.
     pub memory: Arc<ports::MemoryBudget>,
 }
@@ -218,6 +220,10 @@ impl Application {
 impl DetectionService for Application {
     fn health(&self) -> Health {
         self.parts.engines.status()
+    }
+
+    fn cluster(&self) -> Option<ports::ClusterStatus> {
+        self.parts.cluster.as_ref().map(|c| c.status())
     }
 
     fn classes(&self) -> Arc<ClassTable> {

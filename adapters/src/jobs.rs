@@ -51,14 +51,7 @@ impl JobRegistry for InMemoryJobRegistry {
         let Some(entry) = jobs.get_mut(media) else {
             return;
         };
-        let next = match &step {
-            JobStep::Start => entry.state.start(),
-            JobStep::Progress(percent) => entry.state.progress(*percent),
-            JobStep::Finish => entry.state.finish(),
-            JobStep::Fail(reason) => entry.state.fail(reason),
-            JobStep::Cancel => entry.state.cancel(),
-        };
-        match next {
+        match next_state(&entry.state, &step) {
             Ok(next) => entry.state = next,
             Err(e) => tracing::debug!(%media, error = %e, "job step skipped"),
         }
@@ -101,7 +94,21 @@ fn forget_oldest_finished(jobs: &mut HashMap<MediaId, Entry>) {
     }
 }
 
-fn view(id: &MediaId, state: &JobState) -> JobView {
+/// `step` applied to `state` with the domain's transitions.
+pub(crate) fn next_state(
+    state: &JobState,
+    step: &JobStep,
+) -> Result<JobState, domain::job::JobTransitionError> {
+    match step {
+        JobStep::Start => state.start(),
+        JobStep::Progress(percent) => state.progress(*percent),
+        JobStep::Finish => state.finish(),
+        JobStep::Fail(reason) => state.fail(reason),
+        JobStep::Cancel => state.cancel(),
+    }
+}
+
+pub(crate) fn view(id: &MediaId, state: &JobState) -> JobView {
     JobView {
         media_id: id.clone(),
         status: state.status(),

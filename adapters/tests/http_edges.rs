@@ -267,6 +267,7 @@ async fn jobs_answer_404_and_health_never_waits() {
         availability: Availability::Downloading,
         engine_type: None,
     });
+    service.expect_cluster().returning(|| None);
     let base = start(service).await;
     let client = reqwest::Client::new();
     let response = client
@@ -291,6 +292,42 @@ async fn jobs_answer_404_and_health_never_waits() {
         (status, body["aiAvailability"].as_str()),
         (200, Some("Downloading"))
     );
+    // One process: the original's body, nothing added.
+    assert!(
+        body.get("replica").is_none() && body.get("broker").is_none(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_whose_broker_is_unreachable_is_healthy_but_not_ready() {
+    let mut service = MockDetectionService::new();
+    service.expect_health().returning(|| Health {
+        availability: Availability::Enabled,
+        engine_type: Some(ports::EngineKind::Onnx),
+    });
+    let reachable = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&reachable);
+    service.expect_cluster().returning(move || {
+        Some(ports::ClusterStatus {
+            replica: "r1".into(),
+            broker_reachable: seen.load(std::sync::atomic::Ordering::SeqCst),
+        })
+    });
+    let base = start(service).await;
+    let client = reqwest::Client::new();
+    let (status, _, body) =
+        answer(client.get(format!("{base}/health")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["replica"].as_str(), body["broker"].as_str()),
+        (Some("r1"), Some("unreachable"))
+    );
+    let ready = client.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    reachable.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ready = client.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ impl DetectionService for TestService {
     ) -> Result<ports::UploadStarted, DetectError> {
         Err(DetectError::BadInput("not in this test".into()))
     }
+    fn cluster(&self) -> Option<ports::ClusterStatus> {
+        None
+    }
     async fn job(&self, _media_id: &MediaId) -> Option<JobView> {
         None
     }

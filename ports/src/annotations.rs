@@ -40,9 +40,11 @@ pub enum AnnotationError {
 ///   idempotency key ([`deliver_with_key`](Self::deliver_with_key)), across retries and
 ///   restarts, so the receiver can drop duplicates.
 /// - **In order, never silently dropped.** Annotations are sent in acceptance order;
-///   a transient failure ([`AnnotationError::Transient`]) is retried with backoff
-///   without limit of time; one the receiver refuses ([`AnnotationError::Rejected`]) is
-///   put aside where an operator can see it (the outbox: `rejected/`), not retried.
+///   a transient failure ([`AnnotationError::Transient`]) is retried with backoff (the
+///   outbox: without limit of time; the broker: up to `max_deliveries`); one the
+///   receiver refuses ([`AnnotationError::Rejected`]), or that failed every retry, is
+///   put aside where an operator can see it (the outbox: `rejected/`; the broker: the
+///   dead letters), not retried.
 /// - **Detection never waits on the receiver.** `deliver` waits at most for the local
 ///   write, never for the network.
 /// - **Shutdown is bounded.** [`close`](Self::close) sends what it can within `grace`;

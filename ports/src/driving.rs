@@ -133,6 +133,8 @@ pub enum DetectError {
 #[async_trait]
 pub trait DetectionService: Send + Sync {
     fn health(&self) -> Health;
+    /// This replica in its cluster; `None` for one process on its own.
+    fn cluster(&self) -> Option<crate::ClusterStatus>;
     /// classes.json as loaded (for `GET /classes`).
     fn classes(&self) -> std::sync::Arc<domain::classes::ClassTable>;
     async fn detect(&self, request: DetectRequest) -> Result<Vec<DetectionDto>, DetectError>;

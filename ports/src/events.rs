@@ -122,8 +122,9 @@ impl std::fmt::Debug for EventSubscription {
 /// subscriber: a slow one loses events (and is told how many), others are unaffected.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait EventPublisher: Send + Sync {
-    /// Numbers the event, keeps it for replay, and hands it to every subscriber.
-    fn publish(&self, event: StreamEvent) -> u64;
+    /// Numbers the event (the number may be assigned later, by a broker), keeps it for
+    /// replay, and hands it to every subscriber.
+    fn publish(&self, event: StreamEvent);
     fn subscribe(&self, request: SubscribeRequest) -> EventSubscription;
     /// Ends every subscription once its queued items are read (shutdown).
     fn close(&self);

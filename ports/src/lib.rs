@@ -10,6 +10,7 @@
 //! type appears in a signature, so adapters can be swapped without touching the core.
 
 pub mod annotations;
+pub mod cluster;
 pub mod driving;
 pub mod engine;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod model_source;
 pub mod video;
 
 pub use annotations::{Annotation, AnnotationError, AnnotationSink};
+pub use cluster::{ClusterStatus, Membership};
 pub use driving::{
     DetectError, DetectRequest, DetectionService, Health, JobView, MediaJobRequest, StagedUpload,
     UploadContent, UploadSink, UploadStarted, VideoUpload,

@@ -22,7 +22,7 @@ pub async fn serve(config: Config, core: Core) -> ExitCode {
         core.engines.start_if_allowed();
     }
     let memory = body_memory(&config);
-    let application = match compose::application(&config, core, Arc::clone(&memory)) {
+    let application = match compose::application(&config, core, Arc::clone(&memory)).await {
         Ok(application) => Arc::new(application),
         Err(e) => return fail(e),
     };

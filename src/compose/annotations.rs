@@ -16,7 +16,10 @@ use crate::config::{AnnotationsConfig, Config};
 /// The sink (behind the outbox) and the media catalogue: the Annotations service is
 /// both; the other sinks keep media records in local folders.
 pub struct Annotations {
+    /// The outbox: the local journal in front of the receiver.
     pub sink: Arc<dyn AnnotationSink>,
+    /// Who receives annotations (the Annotations service, a webhook, a file).
+    pub receiver: Arc<dyn AnnotationSink>,
     pub catalog: Arc<dyn MediaCatalog>,
 }
 
@@ -42,11 +45,16 @@ pub fn build(config: &Config) -> Result<Annotations, SetupError> {
         ),
     };
     let outbox = &config.outbox;
+    let receiver = Arc::clone(&sink);
     let sink = Outbox::start(sink, outbox.into()).map_err(|e| {
         adapter(format!(
             "cannot open the annotation journal {}: {e}",
             outbox.spool_dir.display()
         ))
     })?;
-    Ok(Annotations { sink, catalog })
+    Ok(Annotations {
+        sink,
+        receiver,
+        catalog,
+    })
 }

@@ -316,3 +316,27 @@ fn the_layout_override_is_one_of_the_known_layouts() {
         Ok(())
     });
 }
+
+#[test]
+fn nats_url_moves_the_shared_state_to_the_broker() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        assert_eq!(load_in(jail, None).unwrap().cluster, ClusterConfig::Local);
+        jail.set_env("NATS_URL", "nats://n1:4222,nats://n2:4222");
+        jail.set_env("DETECTIONS_CLUSTER__STREAM_REPLICAS", "3");
+        let config = load_in(jail, None).unwrap();
+        let ClusterConfig::Nats(nats) = &config.cluster else {
+            panic!("NATS_URL selects the broker: {:?}", config.cluster);
+        };
+        assert_eq!(nats.url, "nats://n1:4222,nats://n2:4222");
+        assert_eq!(nats.stream_replicas, 3);
+        assert_eq!(nats.prefix, "detections");
+        jail.set_env("DETECTIONS_CLUSTER__REPLICA", "r1");
+        let config = load_in(jail, None).unwrap();
+        let ClusterConfig::Nats(nats) = &config.cluster else {
+            unreachable!()
+        };
+        assert_eq!(nats.replica_name(), "r1");
+        Ok(())
+    });
+}

@@ -84,6 +84,7 @@ fn application_on(
             video: Arc::new(ports::video::MockVideoDecoder::new()),
             memory: ports::MemoryBudget::new(1 << 30, 32 << 20),
             jobs: Arc::new(adapters::jobs::InMemoryJobRegistry::default()),
+            cluster: None,
         },
         Limits {
             admission,
@@ -120,7 +121,7 @@ impl World {
 }
 
 impl EventPublisher for World {
-    fn publish(&self, event: StreamEvent) -> u64 {
+    fn publish(&self, event: StreamEvent) {
         if let StreamEvent::Detection(e) = event {
             self.push(format!(
                 "event {} {:?} {}{}",
@@ -130,7 +131,6 @@ impl EventPublisher for World {
                 e.error.map(|r| format!(" {r}")).unwrap_or_default()
             ));
         }
-        0
     }
     fn subscribe(&self, _: SubscribeRequest) -> ports::EventSubscription {
         unreachable!("not used here")

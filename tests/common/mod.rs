@@ -69,6 +69,7 @@ pub fn binary() -> Command {
                 "VIDEOS_DIR",
                 "IMAGES_DIR",
                 "LOG_FORMAT",
+                "NATS_URL",
             ]
             .contains(&key.as_str())
         {

@@ -26,13 +26,20 @@ pub struct Subscription {
 impl Subscription {
     /// Connects to `url` (the whole `/detect/stream?…` URL) and reads in a thread.
     pub fn open(url: &str) -> Self {
-        let response = reqwest::blocking::Client::builder()
+        Self::open_after(url, None)
+    }
+
+    /// [`Subscription::open`] with a `Last-Event-ID`, as a reconnecting browser sends.
+    pub fn open_after(url: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = reqwest::blocking::Client::builder()
             .timeout(None)
             .build()
             .unwrap()
-            .get(url)
-            .send()
-            .expect("the stream answers");
+            .get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().expect("the stream answers");
         assert_eq!(response.status(), 200);
         let (sender, frames) = mpsc::channel();
         std::thread::spawn(move || {

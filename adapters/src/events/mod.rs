@@ -84,7 +84,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn passes(filter: Option<&str>, event: &StreamEvent) -> bool {
+pub(crate) fn passes(filter: Option<&str>, event: &StreamEvent) -> bool {
     match (filter, event.media_id()) {
         (Some(wanted), Some(media)) => wanted == media,
         _ => true,
@@ -129,8 +129,9 @@ impl BusState {
     }
 }
 
-impl EventPublisher for EventBus {
-    fn publish(&self, event: StreamEvent) -> u64 {
+impl EventBus {
+    /// [`EventPublisher::publish`], answering the number the event got.
+    pub fn publish_numbered(&self, event: StreamEvent) -> u64 {
         let capacity = self.shared.config.subscriber_queue;
         let mut state = lock(&self.shared.state);
         let id = state.next_id;
@@ -156,6 +157,12 @@ impl EventPublisher for EventBus {
             queue.notify.notify_one();
         }
         id
+    }
+}
+
+impl EventPublisher for EventBus {
+    fn publish(&self, event: StreamEvent) {
+        self.publish_numbered(event);
     }
 
     fn subscribe(&self, request: SubscribeRequest) -> EventSubscription {

@@ -63,9 +63,9 @@ fn defaults_follow_the_spec() {
 async fn ids_increase_from_one_and_order_is_kept() {
     let bus = bus(10, 10);
     let mut subscription = bus.subscribe(SubscribeRequest::default());
-    assert_eq!(bus.publish(detection("a", 1)), 1);
-    assert_eq!(bus.publish(availability()), 2);
-    assert_eq!(bus.publish(detection("b", 2)), 3);
+    assert_eq!(bus.publish_numbered(detection("a", 1)), 1);
+    assert_eq!(bus.publish_numbered(availability()), 2);
+    assert_eq!(bus.publish_numbered(detection("b", 2)), 3);
     let mut seen = Vec::new();
     for _ in 0..3 {
         match ready(&mut subscription).await {
@@ -87,10 +87,10 @@ async fn ids_increase_from_one_and_order_is_kept() {
 #[tokio::test]
 async fn without_last_event_id_only_new_events_come() {
     let bus = bus(10, 10);
-    bus.publish(detection("a", 1));
+    bus.publish_numbered(detection("a", 1));
     let mut subscription = bus.subscribe(SubscribeRequest::default());
     nothing_ready(&mut subscription).await;
-    bus.publish(detection("a", 2));
+    bus.publish_numbered(detection("a", 2));
     assert_eq!(id_of(&mut subscription).await, 2);
 }
 
@@ -99,17 +99,17 @@ async fn reconnect_replays_after_the_last_id_without_gap_or_duplicate() {
     let bus = bus(100, 100);
     let mut first = bus.subscribe(SubscribeRequest::default());
     for i in 0..5 {
-        bus.publish(detection("a", i));
+        bus.publish_numbered(detection("a", i));
     }
     assert_eq!(id_of(&mut first).await, 1);
     assert_eq!(id_of(&mut first).await, 2);
     drop(first);
-    bus.publish(detection("a", 9));
+    bus.publish_numbered(detection("a", 9));
     let mut second = bus.subscribe(SubscribeRequest {
         after: Some(2),
         media_id: None,
     });
-    bus.publish(detection("a", 10));
+    bus.publish_numbered(detection("a", 10));
     for expected in 3..=7 {
         assert_eq!(id_of(&mut second).await, expected);
     }
@@ -124,7 +124,7 @@ async fn replay_meets_live_events_while_publishing_goes_on() {
         let bus = Arc::clone(&bus);
         std::thread::spawn(move || {
             for i in 0..TOTAL {
-                bus.publish(detection("a", (i % 100) as u8));
+                bus.publish_numbered(detection("a", (i % 100) as u8));
             }
         })
     };
@@ -151,7 +151,7 @@ async fn replay_meets_live_events_while_publishing_goes_on() {
 async fn last_event_id_before_the_buffer_reports_what_fell_out() {
     let bus = bus(3, 10);
     for i in 0..10 {
-        bus.publish(detection("a", i));
+        bus.publish_numbered(detection("a", i));
     }
     // Buffer holds 8, 9, 10; 3..=7 are gone.
     let mut subscription = bus.subscribe(SubscribeRequest {
@@ -171,8 +171,8 @@ async fn last_event_id_before_the_buffer_reports_what_fell_out() {
 #[tokio::test]
 async fn last_event_id_from_before_a_restart_replays_the_whole_buffer() {
     let bus = bus(10, 10);
-    bus.publish(detection("a", 1));
-    bus.publish(detection("a", 2));
+    bus.publish_numbered(detection("a", 1));
+    bus.publish_numbered(detection("a", 2));
     let mut subscription = bus.subscribe(SubscribeRequest {
         after: Some(5000),
         media_id: None,
@@ -184,15 +184,15 @@ async fn last_event_id_from_before_a_restart_replays_the_whole_buffer() {
 #[tokio::test]
 async fn media_filter_keeps_that_media_and_availability() {
     let bus = bus(10, 10);
-    bus.publish(detection("a", 1)); // 1
-    bus.publish(detection("b", 1)); // 2
+    bus.publish_numbered(detection("a", 1)); // 1
+    bus.publish_numbered(detection("b", 1)); // 2
     let mut subscription = bus.subscribe(SubscribeRequest {
         after: Some(0),
         media_id: Some("b".into()),
     });
-    bus.publish(detection("a", 2)); // 3
-    bus.publish(availability()); // 4
-    bus.publish(detection("b", 2)); // 5
+    bus.publish_numbered(detection("a", 2)); // 3
+    bus.publish_numbered(availability()); // 4
+    bus.publish_numbered(detection("b", 2)); // 5
     assert_eq!(id_of(&mut subscription).await, 2);
     assert_eq!(id_of(&mut subscription).await, 4);
     assert_eq!(id_of(&mut subscription).await, 5);
@@ -204,7 +204,7 @@ async fn a_slow_subscriber_is_told_exactly_how_many_it_lost() {
     let bus = bus(0, 4);
     let mut subscription = bus.subscribe(SubscribeRequest::default());
     for i in 0..10 {
-        bus.publish(detection("a", i));
+        bus.publish_numbered(detection("a", i));
     }
     assert_eq!(
         ready(&mut subscription).await,
@@ -224,7 +224,7 @@ async fn id_of_after_publishing(
     n: u8,
 ) -> u64 {
     for i in 0..n {
-        bus.publish(detection("a", i));
+        bus.publish_numbered(detection("a", i));
     }
     match ready(subscription).await {
         Some(StreamItem::Lagged { missed }) => missed,
@@ -240,9 +240,9 @@ async fn filtered_out_events_do_not_fill_a_queue() {
         media_id: Some("b".into()),
     });
     for i in 0..50 {
-        bus.publish(detection("a", i));
+        bus.publish_numbered(detection("a", i));
     }
-    bus.publish(detection("b", 1));
+    bus.publish_numbered(detection("b", 1));
     assert_eq!(id_of(&mut subscription).await, 51);
 }
 
@@ -264,7 +264,7 @@ async fn a_stalled_subscriber_slows_no_one() {
                 while i - read.load(Ordering::Acquire) >= 50 {
                     std::thread::yield_now();
                 }
-                bus.publish(detection("a", (i % 100) as u8));
+                bus.publish_numbered(detection("a", (i % 100) as u8));
             }
             start.elapsed()
         })
@@ -303,7 +303,7 @@ async fn close_ends_every_stream_after_what_was_queued() {
         tokio::spawn(async move { other.next().await })
     };
     tokio::task::yield_now().await;
-    bus.publish(detection("a", 1));
+    bus.publish_numbered(detection("a", 1));
     bus.close();
     assert_eq!(id_of(&mut subscription).await, 1);
     assert_eq!(ready(&mut subscription).await, None);
@@ -345,6 +345,6 @@ async fn subscribers_are_counted_until_dropped() {
     drop(second);
     assert_eq!(bus.subscribers(), 0);
     // A dropped subscriber no longer receives pushes.
-    bus.publish(detection("a", 1));
+    bus.publish_numbered(detection("a", 1));
     assert!(lock(&bus.shared.state).subscribers.is_empty());
 }

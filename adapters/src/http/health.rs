@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use ports::Health;
+use ports::{ClusterStatus, Health};
 use serde::Serialize;
 
 use super::AppState;
@@ -22,6 +22,26 @@ pub struct HealthBody<'a> {
     error_message: Option<&'a str>,
     /// The engine in use once one is loaded (`onnx`, `cuda`, `tensorrt`).
     engine_type: Option<&'static str>,
+    /// In a cluster: the replica that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<String>,
+    /// In a cluster: `connected` or `unreachable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker: Option<&'static str>,
+}
+
+impl HealthBody<'_> {
+    fn in_cluster(mut self, cluster: Option<ClusterStatus>) -> Self {
+        if let Some(cluster) = cluster {
+            self.broker = Some(if cluster.broker_reachable {
+                "connected"
+            } else {
+                "unreachable"
+            });
+            self.replica = Some(cluster.replica);
+        }
+        self
+    }
 }
 
 impl<'a> From<&'a Health> for HealthBody<'a> {
@@ -31,6 +51,8 @@ impl<'a> From<&'a Health> for HealthBody<'a> {
             ai_availability: health.availability.name(),
             error_message: health.availability.reason(),
             engine_type: health.engine_type.map(ports::EngineKind::as_str),
+            replica: None,
+            broker: None,
         }
     }
 }
@@ -39,15 +61,20 @@ impl<'a> From<&'a Health> for HealthBody<'a> {
     responses((status = 200, description = "Always, at once; never starts the engine", body = HealthBody)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let health = state.service.health();
-    Json(HealthBody::from(&health)).into_response()
+    Json(HealthBody::from(&health).in_cluster(state.service.cluster())).into_response()
 }
 
-/// 200 when detections can run (Enabled or Warning), else 503; the body is `/health`'s.
+/// 200 when detections can run (Enabled or Warning) and, in a cluster, the broker is
+/// reachable; else 503. The body is `/health`'s.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
     (status = 200, description = "The engine is usable", body = HealthBody),
     (status = 503, description = "The engine is not usable (yet)", body = HealthBody)))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let usable = state.service.health().availability.is_usable();
+    let usable = state.service.health().availability.is_usable()
+        && state
+            .service
+            .cluster()
+            .is_none_or(|cluster| cluster.broker_reachable);
     let status = if usable {
         StatusCode::OK
     } else {

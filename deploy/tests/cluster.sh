@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The cluster of deploy/cluster/docker-compose.yml on this machine's Docker engine:
+# three NATS servers (JetStream, three copies of everything), three replicas, HAProxy.
+# Checks, through HAProxy only: every replica becomes ready, on the broker, and says
+# which it is; detections on round-robin replicas all reach one event stream served
+# by one of them; a replica killed outright leaves the service answering. Skipped,
+# loudly, where no Docker daemon answers.
+#
+# Needs the release binaries (cargo build --release -p detections -p standin),
+# assets/ (cargo xtask fetch) and debootstrap. Run by `cargo xtask test` (stage e2e).
+set -euo pipefail
+
+case "${1:-}" in
+  -h | --help)
+    echo "usage: $(basename "$0")   (E2E_CLUSTER_PORT: HAProxy on 127.0.0.1, default 18090; E2E_KEEP=1 keeps it)"
+    exit 0
+    ;;
+  "") ;;
+  *) echo "usage: $(basename "$0") [--help]" >&2; exit 2 ;;
+esac
+
+if ! docker info >/dev/null 2>&1; then
+  echo "######################################################################"
+  echo "### SKIPPED: no Docker daemon — the cluster test did not run        ###"
+  echo "######################################################################"
+  exit 0
+fi
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+deploy=$root/deploy
+cd "$root"
+export DOCKER_BUILDKIT=0
+export COMPOSE_FILE=$deploy/cluster/docker-compose.yml
+export COMPOSE_PROJECT_NAME=detections-cluster-e2e
+export DEPLOY_ENV_FILE=/nonexistent
+# shellcheck source=../lib.sh
+source "$deploy/lib.sh"
+tag=cluster-e2e
+export DETECTIONS_IMAGE=detections DETECTIONS_TAG=$tag
+export NATS_IMAGE=detections-nats NATS_TAG=$tag
+export HAPROXY_IMAGE=detections-haproxy HAPROXY_TAG=$tag
+export STANDIN_IMAGE=detections-standin STANDIN_TAG=$tag
+export STANDIN_MODELS_DIR=$root/assets/models CLASSES_FILE=$root/classes.json
+export CLUSTER_BIND=127.0.0.1 CLUSTER_PORT=${E2E_CLUSTER_PORT:-18090}
+service=http://127.0.0.1:$CLUSTER_PORT
+photo=$root/assets/photos/bus.jpg
+work=$root/.cache/e2e-cluster
+mkdir -p "$work"
+
+step() { printf '\n--- %s (%ss)\n' "$*" "$SECONDS"; }
+fail() {
+  echo "CLUSTER FAILED: $*" >&2
+  compose --profile dev logs --tail 30 2>&1 | sed 's/^/  | /' >&2 || true
+  exit 1
+}
+cleanup() {
+  [[ -z "${stream_pid:-}" ]] || kill "$stream_pid" 2>/dev/null || true
+  if [[ "${E2E_KEEP:-0}" != 1 ]]; then
+    compose --profile dev down --volumes >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+step "images"
+"$deploy/build-base-image.sh"
+"$deploy/stage.sh"
+docker build -q -f "$deploy/Dockerfile" -t "$DETECTIONS_IMAGE:$tag" . >/dev/null
+docker build -q -f "$deploy/standin.Dockerfile" -t "$STANDIN_IMAGE:$tag" . >/dev/null
+docker build -q -f "$deploy/cluster/nats.Dockerfile" -t "$NATS_IMAGE:$tag" . >/dev/null
+docker build -q -f "$deploy/cluster/haproxy.Dockerfile" -t "$HAPROXY_IMAGE:$tag" . >/dev/null
+
+step "three NATS servers, three replicas, HAProxy"
+compose --profile dev down --volumes >/dev/null 2>&1 || true
+compose --profile dev up -d >/dev/null
+ready=0
+for _ in $(seq 120); do
+  if curl -fsS -o /dev/null "$service/ready" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 1
+done
+((ready)) || fail "no replica became ready through HAProxy"
+
+step "every replica in rotation, on the broker"
+declare -A seen=()
+for _ in $(seq 60); do
+  health=$(curl -fsS "$service/health") || fail "/health through HAProxy"
+  [[ "$health" == *'"broker":"connected"'* ]] || fail "a replica without its broker: $health"
+  replica=$(sed -E 's/.*"replica":"([^"]+)".*/\1/' <<<"$health")
+  seen[$replica]=1
+  ((${#seen[@]} == 3)) && break
+  sleep 0.5
+done
+((${#seen[@]} == 3)) || fail "replicas seen through HAProxy: ${!seen[*]}"
+echo "replicas: ${!seen[*]}"
+
+step "one event stream: a detection reaches a stream served by another replica"
+curl -sSN --max-time 60 "$service/detect/stream" >"$work/stream.txt" &
+stream_pid=$!
+sleep 1
+for _ in 1 2 3; do
+  out=$(curl -sS --fail-with-body --max-time 120 -F "file=@$photo" "$service/detect") || fail "detect: $out"
+  [[ "$out" == *classNum* ]] || fail "no detections in $out"
+done
+for _ in $(seq 50); do
+  [[ $(grep -c '"mediaStatus":"AIProcessed"' "$work/stream.txt" || true) -ge 3 ]] && break
+  sleep 0.2
+done
+[[ $(grep -c '"mediaStatus":"AIProcessed"' "$work/stream.txt" || true) -ge 3 ]] ||
+  fail "the stream saw $(grep -c AIProcessed "$work/stream.txt" || true) of 3 detections: $(head -c 400 "$work/stream.txt")"
+kill "$stream_pid" 2>/dev/null || true
+stream_pid=""
+echo "3 detections on round-robin replicas, all on one stream"
+
+step "a replica killed outright: the service keeps answering"
+compose kill detections-2 >/dev/null
+sleep 5
+for i in $(seq 6); do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 120 -F "file=@$photo" "$service/detect") ||
+    fail "detect $i after the kill"
+  [[ "$code" == 200 ]] || fail "detect $i after the kill answered $code"
+done
+echo "6 detections after the kill, all 200"
+
+step "cluster passed"

@@ -1,0 +1,73 @@
+//! `EventPublisher`, `JobRegistry` and `Membership` together: the state replicas share
+//! moves as one, in this process (`local`) or on NATS JetStream (`nats`).
+
+use std::sync::Arc;
+
+use std::time::Duration;
+
+use adapters::cluster::nats::{
+    Broker, BrokerConfig, BrokerDelivery, DeliveryPolicy, NatsEvents, NatsJobRegistry,
+};
+use ports::{AnnotationSink, EventPublisher, JobRegistry, Membership};
+
+use super::annotations::Annotations;
+use super::{SetupError, events, jobs};
+use crate::config::{ClusterConfig, Config, NatsSettings};
+
+/// The adapters of the shared state.
+pub struct SharedState {
+    pub events: Arc<dyn EventPublisher>,
+    pub jobs: Arc<dyn JobRegistry>,
+    pub membership: Option<Arc<dyn Membership>>,
+    /// Where accepted annotations go: the outbox, or the broker in front of it.
+    pub sink: Arc<dyn AnnotationSink>,
+}
+
+pub async fn build(config: &Config, annotations: Annotations) -> Result<SharedState, SetupError> {
+    match &config.cluster {
+        ClusterConfig::Local => Ok(SharedState {
+            events: events::build(&config.events),
+            jobs: jobs::build(),
+            membership: None,
+            sink: annotations.sink,
+        }),
+        ClusterConfig::Nats(nats) => {
+            let broker = connect(config, nats).await?;
+            tracing::info!(url = %nats.url, replica = broker.replica(), "shared state on NATS");
+            let sink = BrokerDelivery::start(
+                Arc::clone(&broker),
+                annotations.receiver,
+                annotations.sink,
+                DeliveryPolicy {
+                    max_deliveries: nats.max_deliveries.max(1),
+                    first_delay: Duration::from_millis(config.outbox.first_delay_ms),
+                    max_delay: Duration::from_millis(config.outbox.max_delay_ms),
+                    ack_wait: Duration::from_secs(nats.ack_wait_secs.max(1)),
+                },
+            );
+            Ok(SharedState {
+                events: Arc::new(NatsEvents::start(Arc::clone(&broker))),
+                jobs: Arc::new(NatsJobRegistry::start(Arc::clone(&broker))),
+                membership: Some(broker),
+                sink,
+            })
+        }
+    }
+}
+
+/// The connection to the broker of `nats` (in the background: never fails for a
+/// broker that is down).
+pub async fn connect(config: &Config, nats: &NatsSettings) -> Result<Arc<Broker>, SetupError> {
+    Broker::connect(BrokerConfig {
+        url: nats.url.clone(),
+        replica: nats.replica_name(),
+        replicas: nats.stream_replicas.max(1),
+        events_kept: i64::try_from(config.events.replay_capacity.max(1)).unwrap_or(i64::MAX),
+        prefix: nats.prefix.clone(),
+    })
+    .await
+    .map_err(|e| SetupError::Adapter {
+        port: "cluster",
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,380 @@
+//! Many replicas, one service (`[cluster] kind = "nats"`): two real `detections`
+//! processes on one real NATS JetStream server (`nats-server`, which `.ci/run`
+//! installs from Debian), talked to over real HTTP.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sse::{Frame, Subscription};
+use common::*;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "Bearer test-jwt-123";
+
+/// A JetStream server on a free port, killed when dropped.
+struct Nats {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Nats {
+        let port = free_port();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join("jetstream"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "`nats-server` is required for the cluster tests (apt-get install nats-server)",
+            );
+        let nats = Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        eventually(Duration::from_secs(10), "nats-server listening", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        nats
+    }
+}
+
+/// A replica named `name` on the broker at `nats_url`: its own configuration and
+/// journal, the media folders every replica shares.
+fn replica(name: &str, nats_url: &str, media: &Path, annotations: &str) -> Service {
+    replica_with(name, nats_url, media, annotations, "", FIXTURE)
+}
+
+/// The model a replica runs: its file name and folder.
+type Model = (&'static str, &'static str);
+/// The same fixed boxes in any frame, fast.
+const FIXTURE: Model = ("v8_static_640.onnx", "fixtures");
+/// The real person detector (YOLOv8, 640): slow enough for a job to be caught running.
+const PERSON: Model = ("azaion.onnx", "models");
+
+/// [`replica`] with `extra` lines in `[cluster]`; deliveries are retried fast.
+fn replica_with(
+    name: &str,
+    nats_url: &str,
+    media: &Path,
+    annotations: &str,
+    extra: &str,
+    (model, models): Model,
+) -> Service {
+    let dir = scratch(&format!("cluster-{name}"));
+    let config = format!(
+        "{LOCAL_PORT_0}\n\
+         [classes]\npath = {classes:?}\n\
+         [model]\nname = {model:?}\n\
+         [model_source]\nkind = \"local\"\ndir = {models:?}\n\
+         [engine]\nkind = \"onnx\"\nlibrary = {library:?}\n\
+         {annotations}\n\
+         [media]\nimages_dir = {images:?}\nvideos_dir = {videos:?}\n\
+         [outbox]\nspool_dir = {spool:?}\nfirst_delay_ms = 100\nmax_delay_ms = 400\n\
+         [cluster]\nkind = \"nats\"\nurl = {nats_url:?}\nreplica = {name:?}\n{extra}\n",
+        classes = repo().join("classes.json").display().to_string(),
+        models = assets().join(models).display().to_string(),
+        library = ort_library().display().to_string(),
+        images = media.join("images").display().to_string(),
+        videos = media.join("videos").display().to_string(),
+        spool = dir.join("spool").display().to_string(),
+    );
+    Service::start(dir, &config)
+}
+
+/// Frames of `subscription` until the detection event that satisfies `last`.
+fn frames_until(subscription: &Subscription, last: impl Fn(&Value) -> bool) -> Vec<Frame> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut frames = Vec::new();
+    loop {
+        let frame = subscription.next_frame(deadline.saturating_duration_since(Instant::now()));
+        let done = frame.event.is_none() && last(&frame.json());
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
+}
+
+fn ids(frames: &[Frame]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f.event.is_none())
+        .map(|f| f.id.as_deref().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// `POST /detect/{media_id}`: the status, and the body (which names a refusal).
+fn start_job(service: &Service, media_id: &str, settings: Value) -> (u16, Value) {
+    let response = service
+        .client
+        .post(service.url(&format!("/detect/{media_id}")))
+        .header("Authorization", TOKEN)
+        .json(&settings)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn job(service: &Service, media_id: &str) -> (u16, Value) {
+    let response = service
+        .client
+        .get(service.url(&format!("/detect/{media_id}")))
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn two_replicas_share_one_event_stream_and_one_job_registry() {
+    let dir = scratch("cluster-shared");
+    let nats = Nats::start(&dir);
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let a = replica_with("a", &nats.url, &dir, &section, "", PERSON);
+    let b = replica_with("b", &nats.url, &dir, &section, "", PERSON);
+    for (service, name) in [(&a, "a"), (&b, "b")] {
+        eventually(Duration::from_secs(10), "the broker connected", || {
+            service.health()["broker"] == "connected"
+        });
+        assert_eq!(service.health()["replica"], name);
+    }
+
+    // One stream: what replica A detects, a subscriber of replica B sees, numbered by
+    // the broker.
+    let on_b = Subscription::open(&b.url("/detect/stream"));
+    let photo = std::fs::read(assets().join("photos/bus.jpg")).unwrap();
+    let (status, body) = a.detect(photo, "bus.jpg", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.as_array().unwrap().is_empty(),
+        "people on the bus: {body}"
+    );
+    let seen = frames_until(&on_b, |e| e["mediaStatus"] == "AIProcessed");
+    let seen_ids = ids(&seen);
+    assert!(seen_ids.len() >= 2, "{seen:?}");
+    assert!(seen_ids.windows(2).all(|w| w[0] < w[1]), "{seen_ids:?}");
+    let media = seen.last().unwrap().json()["mediaId"].clone();
+
+    // `Last-Event-ID` means the same on every replica: resuming on A after the first
+    // event gets every later one once, in order.
+    let first = seen_ids[0].to_string();
+    let on_a = Subscription::open_after(&a.url("/detect/stream"), Some(&first));
+    let resumed = frames_until(&on_a, |e| {
+        e["mediaStatus"] == "AIProcessed" && e["mediaId"] == media
+    });
+    assert_eq!(ids(&resumed), seen_ids[1..].to_vec());
+
+    // One registry: a job running on A is 409 on B, and B shows and cancels it.
+    let long = dir.join("videos").join("long.mp4");
+    std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+    person_clip(&long, 20, 25, "mod(t*200,450)");
+    annotations.set_media("long", long.to_str().unwrap());
+    let long_events = Subscription::open(&b.url("/detect/stream?mediaId=long"));
+    let every_frame = json!({"frame_period_recognition": 1});
+    let (status, body) = start_job(&a, "long", every_frame.clone());
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = start_job(&b, "long", every_frame);
+    assert_eq!(status, 409, "{body}");
+    let (status, view) = job(&b, "long");
+    assert_eq!(status, 200);
+    assert!(
+        ["queued", "running"].contains(&view["status"].as_str().unwrap()),
+        "{view}"
+    );
+    let cancelled: Value = b
+        .client
+        .delete(b.url("/detect/long"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let end = long_events.wait_for(Duration::from_secs(30), |e| {
+        e["mediaStatus"] != "AIProcessing"
+    });
+    assert_eq!(
+        (end["mediaStatus"].as_str(), end["error"].as_str()),
+        (Some("Error"), Some("cancelled")),
+        "{end}"
+    );
+    assert_eq!(job(&a, "long").1["status"], "cancelled");
+}
+
+#[test]
+fn a_replica_without_its_broker_is_not_ready_and_says_why() {
+    let dir = scratch("cluster-nobroker");
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    let file = format!(
+        "[annotations]\nkind = \"file\"\npath = {:?}\n",
+        dir.join("annotations.jsonl").display().to_string()
+    );
+    let service = replica("lonely", &nowhere, &dir, &file);
+    let health = service.health();
+    assert_eq!(
+        (health["replica"].as_str(), health["broker"].as_str()),
+        (Some("lonely"), Some("unreachable")),
+        "{health}"
+    );
+    // Even with a usable engine, a replica that cannot publish is out of rotation.
+    let (status, _) = service.detect(png(64, 48, 90), "p.png", None);
+    assert_eq!(status, 200);
+    let ready = service.client.get(service.url("/ready")).send().unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+}
+
+/// The `Idempotency-Key` of every `POST /annotations` the stand-in saw for `media`.
+fn annotation_keys(stand_in: &standin::StandIn, media: &str) -> Vec<String> {
+    stand_in
+        .calls_to("/annotations")
+        .into_iter()
+        .filter(|c| c.body.as_ref().is_some_and(|b| b["mediaId"] == media))
+        .map(|c| {
+            c.headers
+                .get("idempotency-key")
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `POST /detect` of a photo with a bearer token on `service` (the fixture model
+/// finds boxes in any photo, so an annotation is accepted).
+fn detect_with_token(service: &Service) {
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(png(64, 48, 90)).file_name("p.png"),
+    );
+    let response = service
+        .client
+        .post(service.url("/detect"))
+        .header("Authorization", TOKEN)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let detections: Value = response.json().unwrap();
+    assert!(!detections.as_array().unwrap().is_empty(), "{detections}");
+}
+
+#[test]
+fn an_annotation_accepted_by_a_replica_that_dies_is_delivered_by_another() {
+    let dir = scratch("cluster-crash");
+    let nats = Nats::start(&dir);
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let fast = "ack_wait_secs = 2\nmax_deliveries = 1000";
+    let mut a = replica_with("a", &nats.url, &dir, &section, fast, FIXTURE);
+    let b = replica_with("b", &nats.url, &dir, &section, fast, FIXTURE);
+    for service in [&a, &b] {
+        eventually(Duration::from_secs(10), "the broker connected", || {
+            service.health()["broker"] == "connected"
+        });
+    }
+    // The receiver is down: the annotation A accepted waits on the broker.
+    annotations.fail("/annotations", 503, None);
+    detect_with_token(&a);
+    eventually(Duration::from_secs(20), "a failed delivery", || {
+        !annotations.calls_to("/annotations").is_empty()
+    });
+    let key = annotations.calls_to("/annotations")[0].headers["idempotency-key"].clone();
+    let media = annotations.calls_to("/annotations")[0]
+        .body
+        .as_ref()
+        .unwrap()["mediaId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A dies without a word; the receiver comes back; B delivers what A accepted.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    annotations.reset();
+    eventually(Duration::from_secs(30), "the delivery by B", || {
+        !annotation_keys(&annotations, &media).is_empty()
+    });
+    // Delivered once (acknowledged after the 2xx), under the key it was accepted with.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(annotation_keys(&annotations, &media), vec![key]);
+    drop(b);
+}
+
+#[test]
+fn a_refused_annotation_becomes_a_dead_letter_that_can_be_replayed() {
+    let dir = scratch("cluster-dead");
+    let nats = Nats::start(&dir);
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let service = replica("dl", &nats.url, &dir, &section);
+    eventually(Duration::from_secs(10), "the broker connected", || {
+        service.health()["broker"] == "connected"
+    });
+    annotations.fail("/annotations", 422, Some(1));
+    detect_with_token(&service);
+    eventually(Duration::from_secs(20), "the refused delivery", || {
+        !annotations.calls_to("/annotations").is_empty()
+    });
+    let refused = annotations.calls_to("/annotations")[0].clone();
+    let key = refused.headers["idempotency-key"].clone();
+    let media = refused.body.as_ref().unwrap()["mediaId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let config = service.dir.join("detections.toml");
+    let dead_letters = |replay: bool| {
+        let mut command = binary();
+        command.arg("--config").arg(&config).arg("dead-letters");
+        if replay {
+            command.arg("--replay");
+        }
+        let output = run(&mut command);
+        assert!(output.status.success(), "{}", stderr(&output));
+        json_lines(&output)
+    };
+    let mut listed = Vec::new();
+    eventually(Duration::from_secs(10), "the dead letter", || {
+        listed = dead_letters(false);
+        !listed.is_empty()
+    });
+    assert_eq!(
+        (listed[0]["key"].as_str(), listed[0]["mediaId"].as_str()),
+        (Some(key.as_str()), Some(media.as_str())),
+        "{listed:?}"
+    );
+    assert!(
+        listed[0]["reason"].as_str().unwrap().contains("422"),
+        "{listed:?}"
+    );
+    // Replayed, it is delivered with the key it was accepted with, and leaves the list.
+    let replayed = dead_letters(true);
+    assert_eq!(replayed[0]["replayed"], true, "{replayed:?}");
+    eventually(Duration::from_secs(20), "the replayed delivery", || {
+        annotation_keys(&annotations, &media).len() == 2
+    });
+    assert_eq!(
+        annotation_keys(&annotations, &media),
+        vec![key.clone(), key]
+    );
+    assert!(dead_letters(false).is_empty());
+}
