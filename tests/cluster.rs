@@ -154,7 +154,9 @@ fn two_replicas_share_one_event_stream_and_one_job_registry() {
     let annotations = stand_in();
     let section = annotations_at(&annotations.url());
     let a = replica_with("a", &nats.url, &dir, &section, "", PERSON);
-    let b = replica_with("b", &nats.url, &dir, &section, "", PERSON);
+    // A list of servers, the first one down: the client finds the one that answers.
+    let servers = format!("nats://127.0.0.1:{},{}", free_port(), nats.url);
+    let b = replica_with("b", &servers, &dir, &section, "", PERSON);
     for (service, name) in [(&a, "a"), (&b, "b")] {
         eventually(Duration::from_secs(10), "the broker connected", || {
             service.health()["broker"] == "connected"

@@ -4,7 +4,7 @@
 //!   venv, fixtures and derived photos (idempotent).
 //! * `cargo xtask test` — the CI pipeline, stage by stage (`==> <stage>: …`): fetch;
 //!   lint (fmt, clippy, shellcheck); tests (cargo test, bats); security (cargo audit,
-//!   licences, [`security`]); e2e (release binary + stand-in, Docker rollout, [`e2e`]).
+//!   licences, [`security`]); e2e (release binary + stand-in, Docker rollout, Docker cluster, [`e2e`]).
 //! * `cargo xtask run [args…]` — fetch the runtime, then `cargo run --release -- serve args…`.
 //! * `cargo xtask bench [--quick] [--requests N] …` — engine-only, the pipeline stage by
 //!   stage, the service over HTTP, the tiled photo, a video and memory, Rust vs Python,
@@ -29,7 +29,7 @@ commands:
                           venv and generate fixtures/photos (idempotent)
   test [--only STAGE]     the CI pipeline: fetch; lint (fmt, clippy, shellcheck); tests
                           (cargo test, bats); security (cargo audit, licences); e2e
-                          (release binary + stand-in over HTTP, Docker rollout);
+                          (release binary + stand-in over HTTP, Docker rollout, Docker cluster);
                           --only lint|tests|security|e2e runs fetch and that stage
   run [args...]           fetch --runtime-only, then cargo run --release -- serve [args...]
   bench [--quick] [--requests N] [--threads T] [--soak N] [--runs N]
@@ -232,6 +232,12 @@ fn end_to_end(root: &Path, times: &mut Timings) -> Result<()> {
     );
     e2e::script(root, &release, "deploy/tests/rollout.sh").context("stage `e2e` failed")?;
     times.lap("e2e: docker rollout");
+    stage(
+        "e2e",
+        "Docker cluster: three NATS servers, three replicas, HAProxy",
+    );
+    e2e::script(root, &release, "deploy/tests/cluster.sh").context("stage `e2e` failed")?;
+    times.lap("e2e: docker cluster");
     Ok(())
 }
 

@@ -59,11 +59,22 @@ impl BrokerError {
 impl Broker {
     /// Connects in the background (never fails for a broker that is down).
     pub async fn connect(config: BrokerConfig) -> Result<std::sync::Arc<Broker>, BrokerError> {
+        let servers = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .map(|server| {
+                server
+                    .parse::<async_nats::ServerAddr>()
+                    .map_err(|e| BrokerError(format!("server {server:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let client = async_nats::ConnectOptions::new()
             .name(format!("detections {}", config.replica))
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
-            .connect(config.url.as_str())
+            .connect(servers)
             .await
             .map_err(BrokerError::of)?;
         let jetstream = jetstream::new(client.clone());
