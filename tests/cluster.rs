@@ -380,3 +380,33 @@ fn a_refused_annotation_becomes_a_dead_letter_that_can_be_replayed() {
     );
     assert!(dead_letters(false).is_empty());
 }
+
+#[test]
+fn a_replica_that_cannot_write_the_shared_media_folders_refuses_to_start() {
+    let dir = scratch("cluster-readonly");
+    // A file where the media folders should be: nothing can be created under it.
+    std::fs::write(dir.join("media"), b"").unwrap();
+    let config = dir.join("detections.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[media]\nimages_dir = {images:?}\nvideos_dir = {videos:?}\n\
+             [outbox]\nspool_dir = {spool:?}\n\
+             [cluster]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:1\"\n",
+            images = dir.join("media/images").display().to_string(),
+            videos = dir.join("media/videos").display().to_string(),
+            spool = dir.join("spool").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let output = run(binary()
+        .arg("--config")
+        .arg(&config)
+        .env("DETECTIONS_CLASSES__PATH", repo().join("classes.json")));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("media/images is not writable"),
+        "{message}"
+    );
+}

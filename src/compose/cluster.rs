@@ -32,6 +32,13 @@ pub async fn build(config: &Config, annotations: Annotations) -> Result<SharedSt
             sink: annotations.sink,
         }),
         ClusterConfig::Nats(nats) => {
+            // Any replica may run any media's job: each must write the shared folders.
+            for dir in [&config.media.images_dir, &config.media.videos_dir] {
+                writable(dir).map_err(|reason| SetupError::Adapter {
+                    port: "media",
+                    reason,
+                })?;
+            }
             let broker = connect(config, nats).await?;
             tracing::info!(url = %nats.url, replica = broker.replica(), "shared state on NATS");
             let sink = BrokerDelivery::start(
@@ -53,6 +60,20 @@ pub async fn build(config: &Config, annotations: Annotations) -> Result<SharedSt
             })
         }
     }
+}
+
+/// Creates `dir` if needed and writes (and removes) a file in it.
+fn writable(dir: &std::path::Path) -> Result<(), String> {
+    let fail = |e: std::io::Error| {
+        format!(
+            "{} is not writable ({e}); in a cluster every replica writes the shared media folders",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
 }
 
 /// The connection to the broker of `nats` (in the background: never fails for a
