@@ -410,3 +410,49 @@ fn a_replica_that_cannot_write_the_shared_media_folders_refuses_to_start() {
         "{message}"
     );
 }
+
+#[test]
+fn a_job_left_by_a_replica_that_died_fails_and_its_media_can_run_again() {
+    let dir = scratch("cluster-orphan");
+    let nats = Nats::start(&dir);
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let quick = "heartbeat_secs = 1";
+    let mut a = replica_with("a", &nats.url, &dir, &section, quick, PERSON);
+    let b = replica_with("b", &nats.url, &dir, &section, quick, PERSON);
+    for service in [&a, &b] {
+        eventually(Duration::from_secs(10), "the broker connected", || {
+            service.health()["broker"] == "connected"
+        });
+    }
+    let long = dir.join("videos").join("long.mp4");
+    std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+    person_clip(&long, 20, 25, "mod(t*200,450)");
+    annotations.set_media("long", long.to_str().unwrap());
+    let every_frame = json!({"frame_period_recognition": 1});
+    let (status, body) = start_job(&a, "long", every_frame.clone());
+    assert_eq!(status, 200, "{body}");
+    eventually(Duration::from_secs(30), "the job running", || {
+        job(&b, "long").1["status"] == "running"
+    });
+    // Renewed every heartbeat while A lives: still running after three of them.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(job(&b, "long").1["status"], "running");
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    // Three heartbeats without renewal: the job shows failed, naming the replica...
+    eventually(Duration::from_secs(10), "the orphaned job failed", || {
+        job(&b, "long").1["status"] == "failed"
+    });
+    let view = job(&b, "long").1;
+    assert!(
+        view["error"].as_str().unwrap().contains("(a) stopped"),
+        "{view}"
+    );
+    // ...and the media runs again, on B.
+    let (status, body) = start_job(&b, "long", every_frame);
+    assert_eq!(status, 200, "{body}");
+    eventually(Duration::from_secs(30), "the new job running", || {
+        job(&b, "long").1["status"] == "running"
+    });
+}

@@ -85,6 +85,7 @@ pub async fn connect(config: &Config, nats: &NatsSettings) -> Result<Arc<Broker>
         replicas: nats.stream_replicas.max(1),
         events_kept: i64::try_from(config.events.replay_capacity.max(1)).unwrap_or(i64::MAX),
         prefix: nats.prefix.clone(),
+        heartbeat: Duration::from_secs(nats.heartbeat_secs.max(1)),
     })
     .await
     .map_err(|e| SetupError::Adapter {

@@ -33,6 +33,10 @@ pub struct NatsSettings {
     /// A delivery a replica has not finished within this goes to another replica
     /// (the replica died mid-call).
     pub ack_wait_secs: u64,
+    /// How often a replica renews the records of the jobs it runs; a job not renewed
+    /// for three of these was on a replica that stopped, and its media can be posted
+    /// again.
+    pub heartbeat_secs: u64,
 }
 
 impl Default for NatsSettings {
@@ -44,6 +48,7 @@ impl Default for NatsSettings {
             prefix: "detections".into(),
             max_deliveries: 10,
             ack_wait_secs: 30,
+            heartbeat_secs: 5,
         }
     }
 }

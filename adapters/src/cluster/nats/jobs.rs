@@ -2,7 +2,10 @@
 //! compare-and-set, so `POST /detect/{media_id}` is 409 on every replica while a job for
 //! the media is unfinished anywhere, and `GET /detect/{media_id}` answers everywhere.
 //! A cancel is a message on `<prefix>.jobs.cancel.<id>`: whichever replica runs the
-//! job stops it.
+//! job stops it. A replica renews the records of the jobs it runs every heartbeat; an
+//! unfinished record not renewed for [`STALE_AFTER`] heartbeats was left by a replica
+//! that stopped: it shows as failed, naming that replica, and the media can be posted
+//! again on any replica.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,14 @@ use crate::jobs::{next_state, view};
 
 /// Tries of a compare-and-set before giving up on a contended record.
 const CAS_TRIES: usize = 16;
+/// Heartbeats an unfinished record may miss before its replica counts as stopped.
+const STALE_AFTER: u32 = 3;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// A job as the bucket holds it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,6 +41,9 @@ struct Record {
     error: Option<String>,
     /// The replica that claimed the job.
     replica: String,
+    /// When that replica last wrote the record (Unix milliseconds).
+    #[serde(default)]
+    renewed_ms: u64,
 }
 
 impl Record {
@@ -42,6 +56,24 @@ impl Record {
                 _ => None,
             },
             replica: replica.to_string(),
+            renewed_ms: now_ms(),
+        }
+    }
+
+    /// Unfinished, and not renewed for [`STALE_AFTER`] heartbeats: its replica stopped.
+    fn abandoned(&self, heartbeat: std::time::Duration) -> bool {
+        let limit = heartbeat.saturating_mul(STALE_AFTER).as_millis() as u64;
+        !self.state().is_terminal() && now_ms().saturating_sub(self.renewed_ms) > limit
+    }
+
+    /// The state a client is shown: an abandoned job failed.
+    fn shown(&self, heartbeat: std::time::Duration) -> JobState {
+        if self.abandoned(heartbeat) {
+            JobState::Failed {
+                reason: format!("the replica running it ({}) stopped", self.replica),
+            }
+        } else {
+            self.state()
         }
     }
 
@@ -87,7 +119,31 @@ impl NatsJobRegistry {
                 }
             }
         });
+        let renewer = NatsJobRegistry {
+            broker: Arc::clone(&broker),
+            local: Arc::clone(&local),
+        };
+        tokio::spawn(async move { renewer.renew_forever().await });
         NatsJobRegistry { broker, local }
+    }
+
+    /// Rewrites the records of the jobs this replica runs every heartbeat.
+    async fn renew_forever(self) {
+        let heartbeat = self.broker.config.heartbeat;
+        loop {
+            tokio::time::sleep(heartbeat).await;
+            let running: Vec<MediaId> = lock(&self.local).keys().cloned().collect();
+            for media in running {
+                let renewed = self
+                    .change(&media, |state| {
+                        (!state.is_terminal()).then(|| state.clone())
+                    })
+                    .await;
+                if let Err(e) = renewed {
+                    tracing::warn!(%media, error = %e, "job record not renewed");
+                }
+            }
+        }
     }
 
     async fn bucket(&self) -> Result<&kv::Store, BrokerError> {
@@ -173,9 +229,16 @@ impl JobRegistry for NatsJobRegistry {
         let queued = Record::of(&JobState::Queued, self.broker.replica());
         for _ in 0..CAS_TRIES {
             let current = self.read(media).await.map_err(unavailable)?;
+            let heartbeat = self.broker.config.heartbeat;
             let revision = match &current {
-                Some((record, _)) if !record.state().is_terminal() => {
+                Some((record, _))
+                    if !record.state().is_terminal() && !record.abandoned(heartbeat) =>
+                {
                     return Err(JobClaimError::AlreadyRunning(media.clone()));
+                }
+                Some((record, revision)) if record.abandoned(heartbeat) => {
+                    tracing::warn!(%media, replica = %record.replica, "job left by a stopped replica; claiming the media again");
+                    Some(*revision)
                 }
                 Some((_, revision)) => Some(*revision),
                 None => None,
@@ -234,7 +297,9 @@ impl JobRegistry for NatsJobRegistry {
 
     async fn view(&self, media: &MediaId) -> Option<JobView> {
         match self.read(media).await {
-            Ok(found) => found.map(|(record, _)| view(media, &record.state())),
+            Ok(found) => {
+                found.map(|(record, _)| view(media, &record.shown(self.broker.config.heartbeat)))
+            }
             Err(e) => {
                 tracing::warn!(%media, error = %e, "job state unavailable");
                 None

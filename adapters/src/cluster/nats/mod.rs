@@ -34,6 +34,9 @@ pub struct BrokerConfig {
     /// Prefix of every stream, bucket and subject, so several deployments can share a
     /// broker.
     pub prefix: String,
+    /// How often a replica renews the records of the jobs it runs; a record not
+    /// renewed for three of these belongs to a replica that stopped.
+    pub heartbeat: Duration,
 }
 
 /// The connection and the JetStream context, shared by every NATS adapter.
