@@ -399,10 +399,24 @@ fn a_replica_that_cannot_write_the_shared_media_folders_refuses_to_start() {
         ),
     )
     .unwrap();
-    let output = run(binary()
+    let mut child = binary()
         .arg("--config")
         .arg(&config)
-        .env("DETECTIONS_CLASSES__PATH", repo().join("classes.json")));
+        .env("DETECTIONS_CLASSES__PATH", repo().join("classes.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A replica that started serving instead would never exit: fail, do not hang.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the replica started although it cannot write its media folders");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(

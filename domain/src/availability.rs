@@ -79,6 +79,22 @@ impl Availability {
         }
     }
 
+    /// Back from [`Availability::name`] and [`Availability::reason`] (a state another
+    /// process published); `None` for a name that is not one.
+    pub fn from_name(name: &str, reason: Option<&str>) -> Option<Availability> {
+        let reason = || Reason::new(reason.unwrap_or_default());
+        Some(match name {
+            "None" => Availability::None,
+            "Downloading" => Availability::Downloading,
+            "Converting" => Availability::Converting,
+            "Uploading" => Availability::Uploading,
+            "Enabled" => Availability::Enabled,
+            "Warning" => Availability::Warning(reason()),
+            "Error" => Availability::Error(reason()),
+            _ => return None,
+        })
+    }
+
     /// The `errorMessage` of `/health`: only `Warning` and `Error` carry one.
     pub fn reason(&self) -> Option<&str> {
         match self {
@@ -128,6 +144,23 @@ impl Availability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_reads_back_from_its_name_and_reason() {
+        for state in [
+            Availability::None,
+            Availability::Downloading,
+            Availability::Enabled,
+            Availability::Warning(Reason::new("cpu fallback")),
+            Availability::Error(Reason::new("no model")),
+        ] {
+            assert_eq!(
+                Availability::from_name(state.name(), state.reason()),
+                Some(state.clone())
+            );
+        }
+        assert_eq!(Availability::from_name("Sleeping", None), None);
+    }
 
     fn all() -> Vec<Availability> {
         vec![

@@ -197,6 +197,13 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    /// Back from [`EngineKind::as_str`].
+    pub fn from_name(name: &str) -> Option<EngineKind> {
+        [Self::Onnx, Self::Cuda, Self::Tensorrt]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Onnx => "onnx",

@@ -202,20 +202,32 @@ impl VideoRun<'_> {
         if so_far.gate.offer(frame.timestamp, &tracked) == Verdict::Accepted {
             let dtos = self.parts.detector.to_dtos(&detections);
             so_far.reported = percent;
-            self.progress(percent, dtos.clone()).await;
+            self.progress(percent, dtos.clone());
             so_far.accepted.extend(dtos.iter().cloned());
             if let Some(authorization) = &self.authorization {
                 self.deliver(frame, dtos, authorization.clone());
             }
         } else if percent >= so_far.reported.saturating_add(PROGRESS_STEP) {
             so_far.reported = percent;
-            self.progress(percent, vec![]).await;
+            self.progress(percent, vec![]);
+        }
+        // The job's record changes with the percent, not with every accepted frame: at
+        // most a hundred writes per video (a round trip each on a broker).
+        if percent > so_far.recorded {
+            so_far.recorded = percent;
+            let percent = Percent::new(percent).unwrap_or(Percent::HUNDRED);
+            for key in self.job_keys {
+                self.parts
+                    .jobs
+                    .advance(key, JobStep::Progress(percent))
+                    .await;
+            }
         }
     }
 
-    /// An `AIProcessing` event at `percent` (with an accepted frame's detections, or
-    /// none for plain progress), and the job's percent.
-    async fn progress(&self, percent: u8, annotations: Vec<DetectionDto>) {
+    /// An `AIProcessing` event at `percent`, with an accepted frame's detections or
+    /// none for plain progress.
+    fn progress(&self, percent: u8, annotations: Vec<DetectionDto>) {
         publish_at(
             self.parts.events.as_ref(),
             &self.id.now(),
@@ -224,13 +236,6 @@ impl VideoRun<'_> {
             annotations,
             None,
         );
-        let percent = Percent::new(percent).unwrap_or(Percent::HUNDRED);
-        for key in self.job_keys {
-            self.parts
-                .jobs
-                .advance(key, JobStep::Progress(percent))
-                .await;
-        }
     }
 
     /// Detects a batch of frames on a blocking thread (through the batcher).

@@ -13,6 +13,8 @@ pub(super) struct SoFar {
     pub(super) accepted: Vec<DetectionDto>,
     /// The percent last published.
     pub(super) reported: u8,
+    /// The percent last written to the job's record.
+    pub(super) recorded: u8,
     /// Frames inferred.
     pub(super) processed: u64,
     info: ports::VideoInfo,
@@ -24,6 +26,7 @@ impl SoFar {
             gate: AnnotationGate::new(settings),
             accepted: Vec::new(),
             reported: 0,
+            recorded: 0,
             processed: 0,
             info,
         }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use async_trait::async_trait;
-use domain::availability::{Availability, Reason};
+use domain::availability::Availability;
 use futures_util::StreamExt;
 use ports::{
     DetectionEvent, EngineKind, EventPublisher, EventReceiver, EventSubscription, Health,
@@ -179,8 +179,7 @@ impl NatsReceiver {
     /// The ordered consumer, from just after `Last-Event-ID` (or from now on); when
     /// events after it have already left the stream, how many.
     async fn open(&mut self) -> Result<Option<u64>, BrokerError> {
-        let stream = self.broker.events_stream().await?.clone();
-        let mut stream = stream;
+        let mut stream = self.broker.events_stream().await?.clone();
         let first = stream
             .info()
             .await
@@ -281,27 +280,9 @@ fn decode(payload: &[u8]) -> Option<StreamEvent> {
             reason,
             engine_type,
             replica: _,
-        } => {
-            let reason = || Reason::new(reason.clone().unwrap_or_default());
-            let availability = match availability.as_str() {
-                "None" => Availability::None,
-                "Downloading" => Availability::Downloading,
-                "Converting" => Availability::Converting,
-                "Uploading" => Availability::Uploading,
-                "Enabled" => Availability::Enabled,
-                "Warning" => Availability::Warning(reason()),
-                _ => Availability::Error(reason()),
-            };
-            let engine_type = match engine_type.as_deref() {
-                Some("onnx") => Some(EngineKind::Onnx),
-                Some("cuda") => Some(EngineKind::Cuda),
-                Some("tensorrt") => Some(EngineKind::Tensorrt),
-                _ => None,
-            };
-            Some(StreamEvent::Availability(Health {
-                availability,
-                engine_type,
-            }))
-        }
+        } => Some(StreamEvent::Availability(Health {
+            availability: Availability::from_name(&availability, reason.as_deref())?,
+            engine_type: engine_type.as_deref().and_then(EngineKind::from_name),
+        })),
     }
 }
