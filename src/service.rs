@@ -139,6 +139,7 @@ impl Application {
         let mut transitions = self.parts.engines.transitions();
         let events = Arc::clone(&self.parts.events);
         let stopping = self.shared.stopping.clone();
+        let replica = self.parts.cluster.as_ref().map(|c| c.status().replica);
         metrics::gauge!("detections_engine_state")
             .set(f64::from(self.parts.engines.status().availability.code()));
         tokio::spawn(async move {
@@ -153,9 +154,41 @@ impl Application {
                 };
                 metrics::gauge!("detections_engine_state")
                     .set(f64::from(status.availability.code()));
-                events.publish(StreamEvent::Availability(status));
+                events.publish(StreamEvent::Availability {
+                    health: status,
+                    replica: replica.clone(),
+                });
             }
         });
+    }
+
+    /// Runs the jobs that replicas which stopped left unfinished, as they are found
+    /// (from the start; a cluster only). Call once, inside the runtime.
+    pub fn spawn_takeovers(&self) {
+        let jobs = Arc::clone(&self.parts.jobs);
+        let stopping = self.shared.stopping.clone();
+        let tasks = self.shared.tasks.clone();
+        let runner = self.media_job();
+        tokio::spawn(async move {
+            loop {
+                let stop = stopping.child_token();
+                let orphan = tokio::select! {
+                    () = stopping.cancelled() => return,
+                    orphan = jobs.next_orphan(stop.clone()) => orphan,
+                };
+                let Some(order) = orphan else { return };
+                tracing::info!(media = %order.request.media_id, "taking over a job left by a replica that stopped");
+                tasks.spawn(runner.clone().run(order, stop));
+            }
+        });
+    }
+
+    fn media_job(&self) -> media_job::MediaJob {
+        media_job::MediaJob {
+            parts: self.parts.clone(),
+            shared: Arc::clone(&self.shared),
+            max_media_bytes: self.limits.max_media_bytes,
+        }
     }
 
     /// Graceful shutdown (spec B): new work is refused, background jobs stop at a frame
@@ -277,17 +310,16 @@ impl DetectionService for Application {
         self.refuse_when_stopping()?;
         let id = request.media_id.clone();
         let cancel = self.shared.stopping.child_token();
+        let order = ports::JobOrder {
+            run: new_run(&id),
+            request,
+        };
         self.parts
             .jobs
-            .claim(&id, cancel.clone())
+            .claim(&id, Some(order.clone()), cancel.clone())
             .await
             .map_err(claim_error)?;
-        let work = media_job::MediaJob {
-            parts: self.parts.clone(),
-            shared: Arc::clone(&self.shared),
-            max_media_bytes: self.limits.max_media_bytes,
-        };
-        self.shared.tasks.spawn(work.run(request, cancel));
+        self.shared.tasks.spawn(self.media_job().run(order, cancel));
         Ok(id)
     }
 
@@ -328,3 +360,21 @@ fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
 
 #[cfg(test)]
 mod tests;
+
+/// A run id unlikely to repeat anywhere: the time, the process, a counter and the
+/// media (two replicas' claims of one media are serialised by the registry).
+fn new_run(media: &MediaId) -> domain::job::RunId {
+    use std::hash::{Hash, Hasher};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        media.as_str(),
+    )
+        .hash(&mut hasher);
+    domain::job::RunId::from_u128(nanos ^ (u128::from(hasher.finish()) << 64))
+}

@@ -45,6 +45,7 @@ fn entry(image_len: usize) -> Entry {
             video_time: domain::tracking::VideoTime::from_seconds(7.0),
             detections: vec![detection; 5],
             jpeg: jpeg_like(image_len * 3 / 4),
+            key: None,
         },
         authorization: Some(format!("Bearer {}", "x".repeat(600))),
     }

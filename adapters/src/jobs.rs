@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use domain::job::{JobState, Percent};
 use domain::media::MediaId;
-use ports::{JobClaimError, JobRegistry, JobStep, JobView};
+use ports::{JobClaimError, JobOrder, JobRegistry, JobStep, JobView};
 use tokio_util::sync::CancellationToken;
 
 /// Finished jobs kept for `GET /detect/{media_id}`; the oldest are forgotten first.
@@ -28,7 +28,13 @@ pub struct InMemoryJobRegistry {
 
 #[async_trait]
 impl JobRegistry for InMemoryJobRegistry {
-    async fn claim(&self, media: &MediaId, stop: CancellationToken) -> Result<(), JobClaimError> {
+    /// One process keeps no request: nobody else could run it.
+    async fn claim(
+        &self,
+        media: &MediaId,
+        _rerun: Option<JobOrder>,
+        stop: CancellationToken,
+    ) -> Result<(), JobClaimError> {
         let mut jobs = self.lock();
         if jobs.get(media).is_some_and(|e| !e.state.is_terminal()) {
             return Err(JobClaimError::AlreadyRunning(media.clone()));
@@ -69,6 +75,11 @@ impl JobRegistry for InMemoryJobRegistry {
 
     async fn view(&self, media: &MediaId) -> Option<JobView> {
         self.lock().get(media).map(|e| view(media, &e.state))
+    }
+
+    /// No other replica: no job is ever left to this one.
+    async fn next_orphan(&self, _stop: CancellationToken) -> Option<JobOrder> {
+        None
     }
 }
 
@@ -133,20 +144,22 @@ mod tests {
     #[tokio::test]
     async fn one_unfinished_job_per_media() {
         let jobs = InMemoryJobRegistry::default();
-        jobs.claim(&id("a"), CancellationToken::new())
+        jobs.claim(&id("a"), None, CancellationToken::new())
             .await
             .unwrap();
         assert_eq!(
-            jobs.claim(&id("a"), CancellationToken::new()).await,
+            jobs.claim(&id("a"), None, CancellationToken::new()).await,
             Err(JobClaimError::AlreadyRunning(id("a")))
         );
-        jobs.claim(&id("b"), CancellationToken::new())
+        jobs.claim(&id("b"), None, CancellationToken::new())
             .await
             .unwrap();
         jobs.advance(&id("a"), JobStep::Start).await;
         jobs.advance(&id("a"), JobStep::Finish).await;
         assert!(
-            jobs.claim(&id("a"), CancellationToken::new()).await.is_ok(),
+            jobs.claim(&id("a"), None, CancellationToken::new())
+                .await
+                .is_ok(),
             "a finished job can run again"
         );
     }
@@ -154,7 +167,7 @@ mod tests {
     #[tokio::test]
     async fn views_follow_the_lifecycle() {
         let jobs = InMemoryJobRegistry::default();
-        jobs.claim(&id("a"), CancellationToken::new())
+        jobs.claim(&id("a"), None, CancellationToken::new())
             .await
             .unwrap();
         assert_eq!(jobs.view(&id("a")).await.unwrap().status, JobStatus::Queued);
@@ -176,7 +189,7 @@ mod tests {
     async fn cancel_signals_the_job_and_later_steps_are_ignored() {
         let jobs = InMemoryJobRegistry::default();
         let stop = CancellationToken::new();
-        jobs.claim(&id("a"), stop.clone()).await.unwrap();
+        jobs.claim(&id("a"), None, stop.clone()).await.unwrap();
         jobs.advance(&id("a"), JobStep::Start).await;
         let view = jobs.cancel(&id("a")).await.unwrap();
         assert_eq!(view.status, JobStatus::Cancelled);
@@ -194,11 +207,13 @@ mod tests {
         let jobs = InMemoryJobRegistry::default();
         for n in 0..=KEEP_FINISHED {
             let media = id(&format!("m{n}"));
-            jobs.claim(&media, CancellationToken::new()).await.unwrap();
+            jobs.claim(&media, None, CancellationToken::new())
+                .await
+                .unwrap();
             jobs.advance(&media, JobStep::Start).await;
             jobs.advance(&media, JobStep::Finish).await;
         }
-        jobs.claim(&id("last"), CancellationToken::new())
+        jobs.claim(&id("last"), None, CancellationToken::new())
             .await
             .unwrap();
         assert!(

@@ -177,10 +177,13 @@ async fn detection_and_availability_frames_are_as_clients_expect() {
     let server = start(Duration::from_secs(15)).await;
     let mut client = Client::connect(&server, "", None).await;
     server.bus.publish(detection("abc", 40));
-    server.bus.publish(StreamEvent::Availability(Health {
-        availability: Availability::Enabled,
-        engine_type: Some(ports::EngineKind::Onnx),
-    }));
+    server.bus.publish(StreamEvent::Availability {
+        health: Health {
+            availability: Availability::Enabled,
+            engine_type: Some(ports::EngineKind::Onnx),
+        },
+        replica: None,
+    });
     server.bus.publish(StreamEvent::Detection(DetectionEvent {
         annotations: Vec::new(),
         media_id: MediaId::parse("abc").unwrap(),
@@ -250,10 +253,13 @@ async fn media_filter_keeps_one_media_and_availability() {
     let mut client = Client::connect(&server, "?mediaId=bbb", None).await;
     server.bus.publish(detection("aaa", 1));
     server.bus.publish(detection("bbb", 1));
-    server.bus.publish(StreamEvent::Availability(Health {
-        availability: Availability::Warning(domain::availability::Reason::new("slow")),
-        engine_type: Some(ports::EngineKind::Onnx),
-    }));
+    server.bus.publish(StreamEvent::Availability {
+        health: Health {
+            availability: Availability::Warning(domain::availability::Reason::new("slow")),
+            engine_type: Some(ports::EngineKind::Onnx),
+        },
+        replica: None,
+    });
     server.bus.publish(detection("aaa", 2));
     let frame = client.event().await;
     assert_eq!(id_of(&frame), 2);

@@ -295,3 +295,78 @@ mod tests {
         assert_eq!(MediaKind::Video.name(), "Video");
     }
 }
+
+/// One run of a job, from which its annotations' idempotency keys derive: the same
+/// frame of the same run has the same key on whichever replica made it, so a job run
+/// again after a takeover sends what both runs annotated under one key, and the
+/// receiver keeps one. A new job for the same media is a new run, with new keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunId(u128);
+
+impl RunId {
+    pub fn from_u128(value: u128) -> Self {
+        Self(value)
+    }
+
+    /// Reads [`to_hex`](Self::to_hex) back.
+    pub fn parse(hex: &str) -> Option<Self> {
+        (hex.len() == 32)
+            .then(|| u128::from_str_radix(hex, 16).ok())
+            .flatten()
+            .map(Self)
+    }
+
+    pub fn to_hex(self) -> String {
+        format!("{:032x}", self.0)
+    }
+
+    /// The idempotency key of the annotation of frame `frame` (0 for a photo), shaped
+    /// like a UUID (version 8: custom) for receivers that expect one.
+    pub fn annotation_key(self, frame: u64) -> String {
+        let seed = (self.0 as u64) ^ ((self.0 >> 64) as u64);
+        let high = xxhash_rust::xxh64::xxh64(&frame.to_le_bytes(), seed);
+        let low = xxhash_rust::xxh64::xxh64(&self.0.to_le_bytes(), frame);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&high.to_be_bytes());
+        bytes[8..].copy_from_slice(&low.to_be_bytes());
+        uuid_text(bytes, 8)
+    }
+}
+
+/// `bytes` as a UUID's text (`8-4-4-4-12` hex digits), stamped with `version` and the
+/// RFC 4122 variant.
+pub fn uuid_text(mut bytes: [u8; 16], version: u8) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | (version << 4);
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::RunId;
+
+    #[test]
+    fn one_frame_of_one_run_has_one_key() {
+        let run = RunId::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        assert_eq!(RunId::parse(&run.to_hex()), Some(run));
+        assert_eq!(run.annotation_key(7), run.annotation_key(7));
+        assert_ne!(run.annotation_key(7), run.annotation_key(8));
+        assert_ne!(
+            run.annotation_key(7),
+            RunId::from_u128(1).annotation_key(7),
+            "another run"
+        );
+        let key = run.annotation_key(0);
+        assert_eq!(key.len(), 36);
+        assert_eq!(&key[14..15], "8", "UUID version 8: {key}");
+        assert_eq!(RunId::parse("not hex"), None);
+    }
+}

@@ -312,6 +312,20 @@ impl SettingsPatch {
         Ok(self)
     }
 
+    /// The patch as the JSON object [`from_json`](Self::from_json) reads back to it
+    /// (snake_case keys), for a job stored to run again on another replica.
+    pub fn to_json(&self) -> Value {
+        let present = KEYS.iter().zip(&self.values).filter_map(|(key, value)| {
+            let value = match (*value)? {
+                Setting::Int(n) => Value::from(n),
+                Setting::Float(x) => Value::from(x),
+                Setting::Bool(b) => Value::from(b),
+            };
+            Some((key.name.to_string(), value))
+        });
+        Value::Object(present.collect())
+    }
+
     /// snake_case keys present in this patch.
     pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
         KEYS.iter()

@@ -174,6 +174,18 @@ proptest! {
         prop_assert_eq!(s.focal_length(), d.focal_length());
         prop_assert_eq!(s.frame_period_recognition(), d.frame_period_recognition());
     }
+
+    #[test]
+    fn patch_reads_back_from_its_json(thr in proptest::option::of(0.0f64..=1.0),
+                                      batch in proptest::option::of(1u32..=64),
+                                      merge in proptest::option::of(any::<bool>())) {
+        let mut obj = serde_json::Map::new();
+        if let Some(v) = thr { obj.insert("probabilityThreshold".into(), json!(v)); }
+        if let Some(v) = batch { obj.insert("ModelBatchSize".into(), json!(v)); }
+        if let Some(v) = merge { obj.insert("tile_merge".into(), json!(v)); }
+        let patch = SettingsPatch::from_json(&Value::Object(obj)).unwrap();
+        prop_assert_eq!(SettingsPatch::from_json(&patch.to_json()).unwrap(), patch);
+    }
 }
 
 #[test]

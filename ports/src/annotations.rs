@@ -14,6 +14,10 @@ pub struct Annotation {
     pub detections: Vec<DetectionDto>,
     /// The frame, as JPEG.
     pub jpeg: bytes::Bytes,
+    /// The idempotency key, when the work that made the annotation may be done again
+    /// (a job that another replica takes over: [`domain::job::RunId`]); `None`: the
+    /// sink makes a new one.
+    pub key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -53,7 +53,11 @@ pub enum StreamEvent {
     /// A media's progress or result (spec A7): the unnamed `data:` frames.
     Detection(DetectionEvent),
     /// An engine transition (spec B): `event: availability`.
-    Availability(Health),
+    Availability {
+        health: Health,
+        /// In a cluster, the replica whose engine it is (every replica has its own).
+        replica: Option<String>,
+    },
 }
 
 impl StreamEvent {
@@ -61,7 +65,7 @@ impl StreamEvent {
     pub fn media_id(&self) -> Option<&str> {
         match self {
             StreamEvent::Detection(event) => Some(event.media_id.as_str()),
-            StreamEvent::Availability(_) => None,
+            StreamEvent::Availability { .. } => None,
         }
     }
 }

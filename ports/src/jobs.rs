@@ -10,7 +10,16 @@ use domain::job::Percent;
 use domain::media::MediaId;
 use tokio_util::sync::CancellationToken;
 
-use crate::JobView;
+use crate::{JobView, MediaJobRequest};
+
+/// A `POST /detect/{media_id}` job as accepted: the request, and the run whose id
+/// its annotations' idempotency keys derive from (the same for a replica that takes
+/// the job over and runs it again).
+#[derive(Debug, Clone)]
+pub struct JobOrder {
+    pub request: MediaJobRequest,
+    pub run: domain::job::RunId,
+}
 
 /// A step in a job's life, applied with the domain's transitions (`JobState`); an
 /// illegal step (progress after a cancel, say) is ignored and the job keeps its state.
@@ -42,7 +51,22 @@ pub trait JobRegistry: Send + Sync {
     /// Claims `media` for a new, queued job: refused while a job for it is unfinished.
     /// `stop` is the job's own token: [`cancel`](Self::cancel) fires it, wherever the
     /// cancel was asked for.
-    async fn claim(&self, media: &MediaId, stop: CancellationToken) -> Result<(), JobClaimError>;
+    ///
+    /// `rerun` is the order, kept where several replicas share the registry so that
+    /// another one can run the job again from the start if this one stops before it
+    /// ends ([`next_orphan`](Self::next_orphan)); `None` for a job nobody else can run
+    /// (a video upload whose bytes only this replica received).
+    async fn claim(
+        &self,
+        media: &MediaId,
+        rerun: Option<JobOrder>,
+        stop: CancellationToken,
+    ) -> Result<(), JobClaimError>;
+    /// Waits for a job that a replica which stopped left unfinished, and claims it for
+    /// this one (queued again, cancelled through `stop`); the caller runs it from the
+    /// start. `None` when no job can ever be left to this replica (one process on its
+    /// own): the caller stops asking.
+    async fn next_orphan(&self, stop: CancellationToken) -> Option<JobOrder>;
     /// Applies `step` to the job of `media` (nothing when there is none).
     async fn advance(&self, media: &MediaId, step: JobStep);
     /// Marks the job cancelled and fires its token; `None` when there is no such job,

@@ -41,7 +41,7 @@ pub use frame::{
     Preprocessor, RgbFrame,
 };
 pub use gpu::{GpuInfo, GpuProbe, GpuUnavailable, Precision};
-pub use jobs::{JobClaimError, JobRegistry, JobStep};
+pub use jobs::{JobClaimError, JobOrder, JobRegistry, JobStep};
 pub use media::{
     CatalogError, MediaCatalog, MediaRecord, MediaStore, MediaStoreError, STAGED_HEAD_BYTES,
     StagingFile,

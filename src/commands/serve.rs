@@ -27,6 +27,7 @@ pub async fn serve(config: Config, core: Core) -> ExitCode {
         Err(e) => return fail(e),
     };
     application.spawn_availability_feed();
+    application.spawn_takeovers();
     let listener = match tokio::net::TcpListener::bind(config.server.bind).await {
         Ok(listener) => listener,
         Err(e) => return fail(format!("cannot listen on {}: {e}", config.server.bind)),

@@ -1,5 +1,6 @@
 //! `AnnotationSink` and `MediaCatalog`: where annotations and media records go. Every
-//! sink sits behind the outbox (the journal: nothing accepted is lost, spec B).
+//! sink sits behind the outbox (the journal: nothing accepted is lost, spec B); in a
+//! cluster the outbox holds only what waits for the broker (`compose::cluster`).
 
 use std::sync::Arc;
 
@@ -13,14 +14,32 @@ use ports::{AnnotationSink, MediaCatalog};
 use super::SetupError;
 use crate::config::{AnnotationsConfig, Config};
 
-/// The sink (behind the outbox) and the media catalogue: the Annotations service is
-/// both; the other sinks keep media records in local folders.
+/// The receiver and the media catalogue: the Annotations service is both; the other
+/// sinks keep media records in local folders.
 pub struct Annotations {
-    /// The outbox: the local journal in front of the receiver.
-    pub sink: Arc<dyn AnnotationSink>,
     /// Who receives annotations (the Annotations service, a webhook, a file).
     pub receiver: Arc<dyn AnnotationSink>,
     pub catalog: Arc<dyn MediaCatalog>,
+    outbox: crate::config::OutboxConfig,
+}
+
+impl Annotations {
+    /// The outbox (the local journal) in front of `next`: the receiver on one process,
+    /// the broker's stream in a cluster.
+    pub fn journal_before(
+        &self,
+        next: Arc<dyn AnnotationSink>,
+    ) -> Result<Arc<dyn AnnotationSink>, SetupError> {
+        let outbox: Arc<dyn AnnotationSink> =
+            Outbox::start(next, (&self.outbox).into()).map_err(|e| SetupError::Adapter {
+                port: "annotations",
+                reason: format!(
+                    "cannot open the annotation journal {}: {e}",
+                    self.outbox.spool_dir.display()
+                ),
+            })?;
+        Ok(outbox)
+    }
 }
 
 pub fn build(config: &Config) -> Result<Annotations, SetupError> {
@@ -44,17 +63,9 @@ pub fn build(config: &Config) -> Result<Annotations, SetupError> {
             local_catalog(),
         ),
     };
-    let outbox = &config.outbox;
-    let receiver = Arc::clone(&sink);
-    let sink = Outbox::start(sink, outbox.into()).map_err(|e| {
-        adapter(format!(
-            "cannot open the annotation journal {}: {e}",
-            outbox.spool_dir.display()
-        ))
-    })?;
     Ok(Annotations {
-        sink,
-        receiver,
+        receiver: sink,
         catalog,
+        outbox: config.outbox.clone(),
     })
 }

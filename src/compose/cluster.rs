@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::cluster::nats::{
-    Broker, BrokerConfig, BrokerDelivery, DeliveryPolicy, NatsEvents, NatsJobRegistry,
+    Broker, BrokerConfig, BrokerDelivery, DeliveryPolicy, IntoStream, NatsEvents, NatsJobRegistry,
 };
 use ports::{AnnotationSink, EventPublisher, JobRegistry, Membership};
 
@@ -29,7 +29,7 @@ pub async fn build(config: &Config, annotations: Annotations) -> Result<SharedSt
             events: events::build(&config.events),
             jobs: jobs::build(),
             membership: None,
-            sink: annotations.sink,
+            sink: annotations.journal_before(Arc::clone(&annotations.receiver))?,
         }),
         ClusterConfig::Nats(nats) => {
             // Any replica may run any media's job: each must write the shared folders.
@@ -41,10 +41,14 @@ pub async fn build(config: &Config, annotations: Annotations) -> Result<SharedSt
             }
             let broker = connect(config, nats).await?;
             tracing::info!(url = %nats.url, replica = broker.replica(), "shared state on NATS");
+            // What the journal holds while the broker is unreachable goes into the
+            // stream when it returns; the shared consumer delivers it from there.
+            let journal =
+                annotations.journal_before(Arc::new(IntoStream::new(Arc::clone(&broker))))?;
             let sink = BrokerDelivery::start(
                 Arc::clone(&broker),
                 annotations.receiver,
-                annotations.sink,
+                journal,
                 DeliveryPolicy {
                     max_deliveries: nats.max_deliveries.max(1),
                     first_delay: Duration::from_millis(config.outbox.first_delay_ms),

@@ -83,6 +83,8 @@ pub struct FrameAnnotation {
     pub detections: Vec<DetectionDto>,
     /// The client's `Authorization` header, passed on to the Annotations service.
     pub authorization: Option<String>,
+    /// Its idempotency key, when the work may be done again (`Annotation::key`).
+    pub key: Option<String>,
 }
 
 impl super::Collaborators {
@@ -99,6 +101,7 @@ impl FrameAnnotation {
         frame: Arc<RgbFrame>,
         detections: Vec<DetectionDto>,
         token: &domain::auth::BearerToken,
+        key: Option<String>,
     ) -> FrameAnnotation {
         FrameAnnotation {
             media_id: media_id.clone(),
@@ -106,6 +109,7 @@ impl FrameAnnotation {
             frame,
             detections,
             authorization: Some(token.header().to_string()),
+            key,
         }
     }
 }
@@ -125,6 +129,7 @@ pub async fn deliver_annotation(
         frame,
         detections,
         authorization,
+        key,
     } = annotation;
     let media_id = &media_id;
     let encoder = Arc::clone(detector);
@@ -152,6 +157,7 @@ pub async fn deliver_annotation(
         video_time: domain::tracking::VideoTime::from_seconds(at_seconds),
         detections,
         jpeg,
+        key,
     };
     if let Err(e) = sink.deliver(&annotation, authorization).await {
         tracing::error!(media = %media_id, error = %e, "annotation not delivered");

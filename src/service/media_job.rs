@@ -7,13 +7,14 @@ use std::sync::Arc;
 use domain::job::{MediaKind, MediaStatus};
 use domain::media::sniff_kind;
 use domain::settings::{RecognitionSettings, SettingsPatch};
-use ports::{DetectError, JobStep, MediaEventStatus, MediaJobRequest};
+use ports::{DetectError, JobOrder, JobStep, MediaEventStatus, MediaJobRequest};
 use tokio_util::sync::CancellationToken;
 
 use super::finish::{Finish, RunEnd};
 use super::lifecycle::{self, StatusTrail};
 use super::{Collaborators, ServiceState, detect_photo, publish};
 
+#[derive(Clone)]
 pub(super) struct MediaJob {
     pub parts: Collaborators,
     pub shared: Arc<ServiceState>,
@@ -27,7 +28,8 @@ enum Stop {
 }
 
 impl MediaJob {
-    pub async fn run(self, request: MediaJobRequest, cancel: CancellationToken) {
+    pub async fn run(self, order: JobOrder, cancel: CancellationToken) {
+        let JobOrder { request, run } = order;
         let id = request.media_id.clone();
         let token = lifecycle::fresh_token(self.parts.catalog.as_ref(), &request.credentials).await;
         let trail = StatusTrail::start(
@@ -37,7 +39,7 @@ impl MediaJob {
             id.clone(),
             None,
         );
-        let outcome = self.work(&request, &token, &trail, &cancel).await;
+        let outcome = self.work(&request, run, &token, &trail, &cancel).await;
         let mut note = None;
         let outcome = outcome.map(|broken| note = broken);
         // A failure that raced a cancel is reported as the cancel.
@@ -66,6 +68,7 @@ impl MediaJob {
     async fn work(
         &self,
         request: &MediaJobRequest,
+        run: domain::job::RunId,
         token: &domain::auth::BearerToken,
         trail: &StatusTrail,
         cancel: &CancellationToken,
@@ -122,6 +125,7 @@ impl MediaJob {
                 cancel: cancel.clone(),
                 job_keys: std::slice::from_ref(id),
                 tracker: &self.shared.tasks,
+                run: Some(run),
             };
             return match run.run(ports::VideoSource::Path(video_path)).await {
                 Ok(done) => Ok(done.broken),
@@ -149,7 +153,8 @@ impl MediaJob {
                 dtos.clone(),
                 None,
             );
-            let annotation = lifecycle::FrameAnnotation::of_photo(id, frame, dtos, token);
+            let key = Some(run.annotation_key(0));
+            let annotation = lifecycle::FrameAnnotation::of_photo(id, frame, dtos, token, key);
             self.parts.deliver(annotation).await;
         }
         Ok(None)

@@ -118,6 +118,7 @@ impl Application {
                             Arc::clone(frame),
                             dtos.clone(),
                             token,
+                            None,
                         );
                         self.parts.deliver(annotation).await;
                     }
@@ -166,6 +167,7 @@ impl Application {
             cancel: self.shared.stopping.child_token(),
             job_keys: &[],
             tracker: &self.shared.tasks,
+            run: None,
         };
         let outcome = run.run(source).await;
         let finish = finish::Finish {

@@ -109,7 +109,7 @@ impl UploadJob {
         let provisional = provisional_id();
         let cancel = app.shared.stopping.child_token();
         let jobs = &app.parts.jobs;
-        jobs.claim(&provisional, cancel.clone())
+        jobs.claim(&provisional, None, cancel.clone())
             .await
             .map_err(claim_error)?;
         jobs.advance(&provisional, JobStep::Start).await;
@@ -146,6 +146,7 @@ impl UploadJob {
                 cancel,
                 job_keys: std::slice::from_ref(&provisional),
                 tracker: &shared.tasks,
+                run: None,
             };
             let outcome = run
                 .run(VideoSource::Stream(Box::new(Chunks(chunks_rx))))
@@ -189,7 +190,13 @@ impl UploadJob {
     /// media is already running).
     async fn answer_to_content_id(&self, app: &Application, id: &MediaId) {
         let by_content = app.shared.stopping.child_token();
-        if app.parts.jobs.claim(id, by_content.clone()).await.is_ok() {
+        if app
+            .parts
+            .jobs
+            .claim(id, None, by_content.clone())
+            .await
+            .is_ok()
+        {
             app.parts.jobs.advance(id, JobStep::Start).await;
             let job_cancel = self.cancel.clone();
             app.shared.tasks.spawn(async move {

@@ -89,6 +89,9 @@ pub(crate) struct VideoRun<'a> {
     pub job_keys: &'a [MediaId],
     /// Annotation deliveries run here (waited for at shutdown).
     pub tracker: &'a tokio_util::task::TaskTracker,
+    /// The job's run, which keys its annotations by frame (a job that may be run
+    /// again elsewhere); `None`: the sink keys them.
+    pub run: Option<domain::job::RunId>,
 }
 
 /// How a finished video ended.
@@ -259,6 +262,7 @@ impl VideoRun<'_> {
         let detector = Arc::clone(&self.parts.detector);
         let id = self.id.clone();
         let at_seconds = frame.timestamp;
+        let key = self.run.map(|run| run.annotation_key(frame.index));
         let image = frame.image;
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
@@ -275,6 +279,7 @@ impl VideoRun<'_> {
                 frame: image,
                 detections: dtos,
                 authorization: Some(authorization),
+                key,
             };
             lifecycle::deliver_annotation(sink.as_ref(), &detector, annotation, Some(&cancel))
                 .await;

@@ -69,6 +69,7 @@ mod tests {
             video_time: Default::default(),
             detections: vec![],
             jpeg: bytes::Bytes::new(),
+            key: None,
         };
         sink.deliver(&annotation, None).await.unwrap();
         sink.deliver(&annotation, Some("Bearer t".into()))

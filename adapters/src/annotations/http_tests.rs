@@ -46,6 +46,7 @@ fn annotation() -> Annotation {
             confidence: 0.9,
         }],
         jpeg: bytes::Bytes::from_static(b"hello"),
+        key: None,
     }
 }
 

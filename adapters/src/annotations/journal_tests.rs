@@ -18,6 +18,7 @@ fn entry(media_id: &str) -> Entry {
             video_time: domain::tracking::VideoTime::parse("00:00:01").unwrap(),
             detections: vec![],
             jpeg: bytes::Bytes::from_static(b"hello"),
+            key: None,
         },
         authorization: Some(format!("Bearer {media_id}")),
     }

@@ -195,7 +195,10 @@ impl AnnotationSink for Outbox {
         self.shared.add_pending(1);
         let written = blocking(move || {
             journal.append(&Entry {
-                key: Journal::new_key()?,
+                key: match annotation.key.clone() {
+                    Some(key) => key,
+                    None => Journal::new_key()?,
+                },
                 annotation,
                 authorization,
             })

@@ -106,6 +106,7 @@ fn annotation(media_id: &str) -> Annotation {
         video_time: domain::tracking::VideoTime::parse("00:00:00").unwrap(),
         detections: vec![],
         jpeg: bytes::Bytes::from_static(b"hello"),
+        key: None,
     }
 }
 

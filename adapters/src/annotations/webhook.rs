@@ -116,6 +116,7 @@ mod tests {
             video_time: Default::default(),
             detections: vec![],
             jpeg: bytes::Bytes::from_static(b"hi"),
+            key: None,
         }
     }
 

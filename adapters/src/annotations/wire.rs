@@ -50,6 +50,8 @@ impl TryFrom<AnnotationBody> for Annotation {
                 .decode(&body.image)
                 .map_err(|e| NotAnAnnotation(format!("image: {e}")))?
                 .into(),
+            // The key travels beside the body (the journal's and the broker's entry).
+            key: None,
         })
     }
 }
@@ -80,6 +82,7 @@ mod tests {
             video_time: VideoTime::from_seconds(62.5),
             detections: vec![],
             jpeg: bytes::Bytes::from_static(b"hello"),
+            key: None,
         };
         let json = serde_json::to_value(AnnotationBody::from(&annotation)).unwrap();
         assert_eq!(

@@ -16,10 +16,13 @@ fn detection(media: &str, percent: u8) -> StreamEvent {
 }
 
 fn availability() -> StreamEvent {
-    StreamEvent::Availability(Health {
-        availability: Availability::Enabled,
-        engine_type: Some(ports::EngineKind::Onnx),
-    })
+    StreamEvent::Availability {
+        health: Health {
+            availability: Availability::Enabled,
+            engine_type: Some(ports::EngineKind::Onnx),
+        },
+        replica: None,
+    }
 }
 
 fn bus(replay_capacity: usize, subscriber_queue: usize) -> EventBus {

@@ -31,6 +31,12 @@ pub struct HealthBody<'a> {
 }
 
 impl HealthBody<'_> {
+    /// An availability event's body: the replica whose engine it is, in a cluster.
+    pub fn with_replica(mut self, replica: Option<String>) -> Self {
+        self.replica = replica;
+        self
+    }
+
     fn in_cluster(mut self, cluster: Option<ClusterStatus>) -> Self {
         if let Some(cluster) = cluster {
             self.broker = Some(if cluster.broker_reachable {

@@ -98,9 +98,9 @@ fn frame(item: &StreamItem) -> Event {
             let id = sequenced.id.to_string();
             match &sequenced.event {
                 StreamEvent::Detection(detection) => data(Event::default().id(id), detection),
-                StreamEvent::Availability(health) => data(
+                StreamEvent::Availability { health, replica } => data(
                     Event::default().event("availability").id(id),
-                    &HealthBody::from(health),
+                    &HealthBody::from(health).with_replica(replica.clone()),
                 ),
             }
         }

@@ -8,7 +8,8 @@
 //! transient failure, and moves an annotation the receiver refuses (or that failed
 //! `max_deliveries` times) to the dead-letter stream, where `detections dead-letters`
 //! lists and replays it. While the broker is unreachable, annotations go to the local
-//! journal (the outbox), which delivers them itself.
+//! journal (the outbox), which moves them into the stream ([`IntoStream`]), with their
+//! keys, when it returns.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,60 @@ impl BrokerDelivery {
     }
 }
 
+/// The local journal's receiver in a cluster: an annotation journaled while the broker
+/// was unreachable is stored in the stream, under its key, once the broker is back
+/// (until then every try is a transient failure, and the journal keeps it).
+pub struct IntoStream {
+    broker: Arc<Broker>,
+}
+
+impl IntoStream {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Self { broker }
+    }
+}
+
+#[async_trait]
+impl AnnotationSink for IntoStream {
+    async fn deliver(
+        &self,
+        annotation: &Annotation,
+        authorization: Option<String>,
+    ) -> Result<(), AnnotationError> {
+        let key = Journal::new_key()
+            .map_err(|e| AnnotationError::Transient(format!("no idempotency key: {e}")))?;
+        self.deliver_with_key(annotation, authorization, &key).await
+    }
+
+    async fn deliver_with_key(
+        &self,
+        annotation: &Annotation,
+        authorization: Option<String>,
+        idempotency_key: &str,
+    ) -> Result<(), AnnotationError> {
+        if !self.broker.is_connected() {
+            return Err(AnnotationError::Transient(
+                "the broker is unreachable".into(),
+            ));
+        }
+        let entry = Entry {
+            key: idempotency_key.to_string(),
+            annotation: annotation.clone(),
+            authorization,
+        };
+        self.broker
+            .store_annotation(&entry)
+            .await
+            .map_err(|e| AnnotationError::Transient(e.to_string()))?;
+        metrics::counter!(STORED_TOTAL).increment(1);
+        tracing::info!(
+            key = idempotency_key,
+            "journaled annotation moved to the broker"
+        );
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl AnnotationSink for BrokerDelivery {
     async fn deliver(
@@ -88,8 +143,11 @@ impl AnnotationSink for BrokerDelivery {
         authorization: Option<String>,
     ) -> Result<(), AnnotationError> {
         if self.broker.is_connected() {
-            let key = Journal::new_key()
-                .map_err(|e| AnnotationError::Transient(format!("no idempotency key: {e}")))?;
+            let key = match &annotation.key {
+                Some(key) => key.clone(),
+                None => Journal::new_key()
+                    .map_err(|e| AnnotationError::Transient(format!("no idempotency key: {e}")))?,
+            };
             let entry = Entry {
                 key,
                 annotation: annotation.clone(),

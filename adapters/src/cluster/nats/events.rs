@@ -91,13 +91,15 @@ impl Broker {
                 self.subject(&format!("events.media.{}", detection.media_id)),
                 WireEvent::Detection(detection.clone()),
             ),
-            StreamEvent::Availability(health) => (
+            StreamEvent::Availability { health, replica } => (
                 self.subject("events.availability"),
                 WireEvent::Availability {
                     availability: health.availability.name().to_string(),
                     reason: health.availability.reason().map(str::to_string),
                     engine_type: health.engine_type.map(|e| e.as_str().to_string()),
-                    replica: self.config.replica.clone(),
+                    replica: replica
+                        .clone()
+                        .unwrap_or_else(|| self.config.replica.clone()),
                 },
             ),
         };
@@ -279,10 +281,13 @@ fn decode(payload: &[u8]) -> Option<StreamEvent> {
             availability,
             reason,
             engine_type,
-            replica: _,
-        } => Some(StreamEvent::Availability(Health {
-            availability: Availability::from_name(&availability, reason.as_deref())?,
-            engine_type: engine_type.as_deref().and_then(EngineKind::from_name),
-        })),
+            replica,
+        } => Some(StreamEvent::Availability {
+            health: Health {
+                availability: Availability::from_name(&availability, reason.as_deref())?,
+                engine_type: engine_type.as_deref().and_then(EngineKind::from_name),
+            },
+            replica: Some(replica),
+        }),
     }
 }

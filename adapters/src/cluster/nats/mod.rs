@@ -16,7 +16,9 @@ use std::time::Duration;
 use async_nats::jetstream;
 use tokio::sync::OnceCell;
 
-pub use annotations::{BrokerDelivery, DeadLetter, DeliveryPolicy, dead_letters, replay};
+pub use annotations::{
+    BrokerDelivery, DeadLetter, DeliveryPolicy, IntoStream, dead_letters, replay,
+};
 pub use events::NatsEvents;
 pub use jobs::NatsJobRegistry;
 
@@ -147,6 +149,8 @@ impl Broker {
                         name: format!("KV_{bucket}"),
                         subjects: vec![format!("$KV.{bucket}.>")],
                         max_messages_per_subject: 1,
+                        // A record not written for a day is a finished job's: forgotten.
+                        max_age: std::time::Duration::from_secs(24 * 60 * 60),
                         allow_rollup: true,
                         deny_delete: true,
                         discard: jetstream::stream::DiscardPolicy::New,

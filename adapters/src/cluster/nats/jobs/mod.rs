@@ -4,93 +4,33 @@
 //! A cancel is a message on `<prefix>.jobs.cancel.<id>`: whichever replica runs the
 //! job stops it. A replica renews the records of the jobs it runs every heartbeat; an
 //! unfinished record not renewed for [`STALE_AFTER`] heartbeats was left by a replica
-//! that stopped: it shows as failed, naming that replica, and the media can be posted
-//! again on any replica.
+//! that stopped: another replica takes it over and runs it again from the start (the
+//! record keeps the request), up to [`MAX_TAKEOVERS`] times; a job that cannot be run
+//! elsewhere (an upload) shows as failed, naming that replica, and its media can be
+//! posted again on any replica.
+
+mod record;
+mod takeover;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::kv;
 use async_trait::async_trait;
-use domain::job::{JobState, Percent};
+use domain::job::JobState;
 use domain::media::MediaId;
 use futures_util::StreamExt;
-use ports::{JobClaimError, JobRegistry, JobStep, JobView};
-use serde::{Deserialize, Serialize};
+use ports::{JobClaimError, JobOrder, JobRegistry, JobStep, JobView};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(doc)]
+use self::record::{MAX_TAKEOVERS, STALE_AFTER};
+use self::record::{Record, StoredRequest};
 use super::{Broker, BrokerError};
 use crate::jobs::{next_state, view};
 
 /// Tries of a compare-and-set before giving up on a contended record.
 const CAS_TRIES: usize = 16;
-/// Heartbeats an unfinished record may miss before its replica counts as stopped.
-const STALE_AFTER: u32 = 3;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A job as the bucket holds it.
-#[derive(Debug, Serialize, Deserialize)]
-struct Record {
-    status: String,
-    percent: u8,
-    error: Option<String>,
-    /// The replica that claimed the job.
-    replica: String,
-    /// When that replica last wrote the record (Unix milliseconds).
-    #[serde(default)]
-    renewed_ms: u64,
-}
-
-impl Record {
-    fn of(state: &JobState, replica: &str) -> Record {
-        Record {
-            status: state.name().to_string(),
-            percent: state.percent().map_or(0, Percent::value),
-            error: match state {
-                JobState::Failed { reason } => Some(reason.clone()),
-                _ => None,
-            },
-            replica: replica.to_string(),
-            renewed_ms: now_ms(),
-        }
-    }
-
-    /// Unfinished, and not renewed for [`STALE_AFTER`] heartbeats: its replica stopped.
-    fn abandoned(&self, heartbeat: std::time::Duration) -> bool {
-        let limit = heartbeat.saturating_mul(STALE_AFTER).as_millis() as u64;
-        !self.state().is_terminal() && now_ms().saturating_sub(self.renewed_ms) > limit
-    }
-
-    /// The state a client is shown: an abandoned job failed.
-    fn shown(&self, heartbeat: std::time::Duration) -> JobState {
-        if self.abandoned(heartbeat) {
-            JobState::Failed {
-                reason: format!("the replica running it ({}) stopped", self.replica),
-            }
-        } else {
-            self.state()
-        }
-    }
-
-    fn state(&self) -> JobState {
-        match self.status.as_str() {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running {
-                percent: Percent::new(self.percent).unwrap_or(Percent::ZERO),
-            },
-            "processed" => JobState::Processed,
-            "cancelled" => JobState::Cancelled,
-            _ => JobState::Failed {
-                reason: self.error.clone().unwrap_or_default(),
-            },
-        }
-    }
-}
 
 pub struct NatsJobRegistry {
     broker: Arc<Broker>,
@@ -135,7 +75,7 @@ impl NatsJobRegistry {
             let running: Vec<MediaId> = lock(&self.local).keys().cloned().collect();
             for media in running {
                 let renewed = self
-                    .change(&media, |state| {
+                    .change_own(&media, |state| {
                         (!state.is_terminal()).then(|| state.clone())
                     })
                     .await;
@@ -144,6 +84,32 @@ impl NatsJobRegistry {
                 }
             }
         }
+    }
+
+    /// Applies `change` to a job this replica runs; when the record says another
+    /// replica took it over (this one was cut off for longer than the heartbeats
+    /// allow), nothing is written and this replica's run is stopped: one run writes.
+    async fn change_own(
+        &self,
+        media: &MediaId,
+        change: impl Fn(&JobState) -> Option<JobState>,
+    ) -> Result<Option<JobState>, BrokerError> {
+        let me = self.broker.replica().to_string();
+        let after = self
+            .change(media, |record| {
+                (record.replica == me)
+                    .then(|| change(&record.state()))
+                    .flatten()
+            })
+            .await?;
+        if let Some(record) = &after
+            && record.replica != me
+            && let Some(stop) = lock(&self.local).remove(media)
+        {
+            tracing::warn!(%media, by = %record.replica, "job taken over by another replica; stopping this run");
+            stop.cancel();
+        }
+        Ok(after.map(|record| record.state()))
     }
 
     async fn bucket(&self) -> Result<&kv::Store, BrokerError> {
@@ -192,25 +158,22 @@ impl NatsJobRegistry {
     }
 
     /// Applies `change` to the record with compare-and-set, retrying on contention;
-    /// the state after, or `None` when there is no such job.
+    /// the record after (as it was when `change` made none), `None` when there is no
+    /// such job.
     async fn change(
         &self,
         media: &MediaId,
-        change: impl Fn(&JobState) -> Option<JobState>,
-    ) -> Result<Option<JobState>, BrokerError> {
+        change: impl Fn(&Record) -> Option<JobState>,
+    ) -> Result<Option<Record>, BrokerError> {
         for _ in 0..CAS_TRIES {
             let Some((record, revision)) = self.read(media).await? else {
                 return Ok(None);
             };
-            let state = record.state();
-            let Some(next) = change(&state) else {
-                return Ok(Some(state));
+            let Some(next) = change(&record) else {
+                return Ok(Some(record));
             };
-            let replica = record.replica.clone();
-            if self
-                .write(media, &Record::of(&next, &replica), Some(revision))
-                .await?
-            {
+            let next = record.with_state(&next);
+            if self.write(media, &next, Some(revision)).await? {
                 return Ok(Some(next));
             }
         }
@@ -224,9 +187,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[async_trait]
 impl JobRegistry for NatsJobRegistry {
-    async fn claim(&self, media: &MediaId, stop: CancellationToken) -> Result<(), JobClaimError> {
+    async fn claim(
+        &self,
+        media: &MediaId,
+        rerun: Option<JobOrder>,
+        stop: CancellationToken,
+    ) -> Result<(), JobClaimError> {
         let unavailable = |e: BrokerError| JobClaimError::Unavailable(e.0);
-        let queued = Record::of(&JobState::Queued, self.broker.replica());
+        let queued = Record::claimed(
+            &JobState::Queued,
+            self.broker.replica(),
+            rerun.as_ref().map(StoredRequest::of),
+        );
         for _ in 0..CAS_TRIES {
             let current = self.read(media).await.map_err(unavailable)?;
             let heartbeat = self.broker.config.heartbeat;
@@ -237,7 +209,7 @@ impl JobRegistry for NatsJobRegistry {
                     return Err(JobClaimError::AlreadyRunning(media.clone()));
                 }
                 Some((record, revision)) if record.abandoned(heartbeat) => {
-                    tracing::warn!(%media, replica = %record.replica, "job left by a stopped replica; claiming the media again");
+                    tracing::warn!(%media, replica = %record.replica, "job left by a stopped replica; claiming the media anew");
                     Some(*revision)
                 }
                 Some((_, revision)) => Some(*revision),
@@ -257,7 +229,7 @@ impl JobRegistry for NatsJobRegistry {
 
     async fn advance(&self, media: &MediaId, step: JobStep) {
         let changed = self
-            .change(media, |state| match next_state(state, &step) {
+            .change_own(media, |state| match next_state(state, &step) {
                 Ok(next) => Some(next),
                 Err(e) => {
                     tracing::debug!(%media, error = %e, "job step skipped");
@@ -276,12 +248,13 @@ impl JobRegistry for NatsJobRegistry {
 
     async fn cancel(&self, media: &MediaId) -> Option<JobView> {
         let changed = self
-            .change(media, |state| state.cancel().ok())
+            .change(media, |record| record.state().cancel().ok())
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(%media, error = %e, "job not cancelled on the broker");
                 None
-            })?;
+            })?
+            .state();
         if changed == JobState::Cancelled {
             // Whichever replica runs it (this one included) stops it.
             if let Some(stop) = lock(&self.local).remove(media) {
@@ -303,6 +276,17 @@ impl JobRegistry for NatsJobRegistry {
             Err(e) => {
                 tracing::warn!(%media, error = %e, "job state unavailable");
                 None
+            }
+        }
+    }
+
+    async fn next_orphan(&self, stop: CancellationToken) -> Option<JobOrder> {
+        loop {
+            tokio::time::sleep(self.broker.config.heartbeat).await;
+            match self.take_over_one(&stop).await {
+                Ok(Some(request)) => return Some(request),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "no look for orphaned jobs this heartbeat"),
             }
         }
     }
