@@ -76,6 +76,15 @@ const FIXTURE: Model = ("v8_static_640.onnx", "fixtures");
 /// The real person detector (YOLOv8, 640): slow enough for a job to be caught running.
 const PERSON: Model = ("azaion.onnx", "models");
 
+/// Held by the tests whose replicas run the real model through videos: two of them at
+/// once on a 2-core machine make every frame several times slower than the waits
+/// here allow for.
+static REAL_MODEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn real_model_turn() -> std::sync::MutexGuard<'static, ()> {
+    REAL_MODEL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// [`replica`] with `extra` lines in `[cluster]`; deliveries are retried fast.
 fn replica_with(
     name: &str,
@@ -153,6 +162,7 @@ fn job(service: &Service, media_id: &str) -> (u16, Value) {
 
 #[test]
 fn two_replicas_share_one_event_stream_and_one_job_registry() {
+    let _turn = real_model_turn();
     let dir = scratch("cluster-shared");
     let nats = Nats::start(&dir);
     let annotations = stand_in();
@@ -226,7 +236,8 @@ fn two_replicas_share_one_event_stream_and_one_job_registry() {
         .json()
         .unwrap();
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
-    let end = long_events.wait_for(Duration::from_secs(30), |e| {
+    // At the next frame boundary: the frames already with the engine finish first.
+    let end = long_events.wait_for(Duration::from_secs(60), |e| {
         e["mediaStatus"] != "AIProcessing"
     });
     assert_eq!(
@@ -513,6 +524,7 @@ fn a_replica_that_cannot_write_the_shared_media_folders_refuses_to_start() {
 
 #[test]
 fn a_job_left_by_a_replica_that_died_is_taken_over_and_finished_by_another() {
+    let _turn = real_model_turn();
     let dir = scratch("cluster-takeover");
     let nats = Nats::start(&dir);
     let annotations = stand_in();
