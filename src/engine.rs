@@ -108,6 +108,7 @@ impl EngineManager {
         let (status, _) = watch::channel(Health {
             availability: Availability::None,
             engine_type: None,
+            precision: None,
         });
         Arc::new(Self {
             source,
@@ -234,9 +235,11 @@ impl EngineManager {
     /// engine served while `/health` still shows the state before it.
     fn install_as(&self, engine: Arc<dyn InferenceEngine>, next: Availability) -> EngineKind {
         let engine_type = engine.engine_type();
+        let precision = engine.precision();
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
         self.status.send_modify(|status| {
             status.engine_type = Some(engine_type);
+            status.precision = precision;
             match status.availability.transition(next) {
                 Ok(state) => {
                     status.availability = state;
@@ -251,9 +254,12 @@ impl EngineManager {
     /// Makes `engine` the one new calls get; calls in flight keep theirs.
     fn install(&self, engine: Arc<dyn InferenceEngine>) -> EngineKind {
         let engine_type = engine.engine_type();
+        let precision = engine.precision();
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
-        self.status
-            .send_modify(|s| s.engine_type = Some(engine_type));
+        self.status.send_modify(|s| {
+            s.engine_type = Some(engine_type);
+            s.precision = precision;
+        });
         engine_type
     }
 

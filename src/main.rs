@@ -31,9 +31,12 @@ fn main() -> ExitCode {
         threads: Some(threads),
         ..
     })) = &cli.command
-        && let EngineConfig::Onnx(onnx) = &mut config.engine
     {
-        onnx.intra_threads = *threads;
+        match &mut config.engine {
+            EngineConfig::Onnx(onnx) => onnx.intra_threads = *threads,
+            EngineConfig::Openvino(openvino) => openvino.threads = *threads,
+            EngineConfig::Tensorrt(_) | EngineConfig::Cuda(_) => {}
+        }
     }
     if cli.print_config {
         print!("{}", config.to_toml());
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::BenchFrames(args) => {
             let threads = match &config.engine {
                 EngineConfig::Onnx(onnx) => onnx.intra_threads,
+                EngineConfig::Openvino(openvino) => openvino.threads,
                 EngineConfig::Tensorrt(_) | EngineConfig::Cuda(_) => 0,
             };
             runtime.block_on(commands::bench_frames(args, threads, core))

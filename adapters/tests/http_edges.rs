@@ -266,6 +266,7 @@ async fn jobs_answer_404_and_health_never_waits() {
     service.expect_health().returning(|| Health {
         availability: Availability::Downloading,
         engine_type: None,
+        precision: None,
     });
     service.expect_cluster().returning(|| None);
     let base = start(service).await;
@@ -305,6 +306,7 @@ async fn a_replica_whose_broker_is_unreachable_is_healthy_but_not_ready() {
     service.expect_health().returning(|| Health {
         availability: Availability::Enabled,
         engine_type: Some(ports::EngineKind::Onnx),
+        precision: None,
     });
     let reachable = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = Arc::clone(&reachable);

@@ -28,6 +28,7 @@ impl DetectionService for TestService {
         Health {
             availability: Availability::Enabled,
             engine_type: Some(ports::EngineKind::Onnx),
+            precision: None,
         }
     }
     fn classes(&self) -> Arc<ClassTable> {
@@ -181,6 +182,7 @@ async fn detection_and_availability_frames_are_as_clients_expect() {
         health: Health {
             availability: Availability::Enabled,
             engine_type: Some(ports::EngineKind::Onnx),
+            precision: None,
         },
         replica: None,
     });
@@ -257,6 +259,7 @@ async fn media_filter_keeps_one_media_and_availability() {
         health: Health {
             availability: Availability::Warning(domain::availability::Reason::new("slow")),
             engine_type: Some(ports::EngineKind::Onnx),
+            precision: None,
         },
         replica: None,
     });

@@ -16,6 +16,8 @@ pub struct Health {
     pub availability: Availability,
     /// Set once an engine is loaded.
     pub engine_type: Option<crate::EngineKind>,
+    /// What the loaded engine computes in, where it chose (OpenVINO).
+    pub precision: Option<crate::ComputePrecision>,
 }
 
 /// The uploaded file of a `POST /detect`.

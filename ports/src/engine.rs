@@ -194,12 +194,14 @@ pub enum EngineKind {
     Cuda,
     /// A TensorRT engine (through ONNX Runtime's TensorRT execution provider).
     Tensorrt,
+    /// OpenVINO on the CPU.
+    Openvino,
 }
 
 impl EngineKind {
     /// Back from [`EngineKind::as_str`].
     pub fn from_name(name: &str) -> Option<EngineKind> {
-        [Self::Onnx, Self::Cuda, Self::Tensorrt]
+        [Self::Onnx, Self::Cuda, Self::Tensorrt, Self::Openvino]
             .into_iter()
             .find(|kind| kind.as_str() == name)
     }
@@ -209,6 +211,7 @@ impl EngineKind {
             Self::Onnx => "onnx",
             Self::Cuda => "cuda",
             Self::Tensorrt => "tensorrt",
+            Self::Openvino => "openvino",
         }
     }
 }
@@ -219,6 +222,32 @@ impl std::fmt::Display for EngineKind {
     }
 }
 
+/// The arithmetic an engine computes in (`/health`'s `precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ComputePrecision {
+    F32,
+    F16,
+    /// bfloat16: float32's range with 8 bits of mantissa (CPUs with AVX-512 BF16 or AMX).
+    Bf16,
+}
+
+impl ComputePrecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
+
+    /// Back from [`ComputePrecision::as_str`].
+    pub fn from_name(name: &str) -> Option<ComputePrecision> {
+        [Self::F32, Self::F16, Self::Bf16]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
+}
+
 /// A loaded model. `infer` blocks while the model runs: call it from a blocking thread,
 /// never on the async runtime.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -226,6 +255,11 @@ pub trait InferenceEngine: Send + Sync {
     fn spec(&self) -> &ModelSpec;
     /// What runs the model (`/health`'s `engineType`).
     fn engine_type(&self) -> EngineKind;
+    /// What the engine computes in, where it chose (OpenVINO's precision hint); `None`
+    /// where the model's own types decide.
+    fn precision(&self) -> Option<ComputePrecision> {
+        None
+    }
     fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError>;
 }
 

@@ -29,8 +29,8 @@ pub use driving::{
     UploadContent, UploadSink, UploadStarted, VideoUpload,
 };
 pub use engine::{
-    BatchSize, Conversion, ElementType, EngineError, EngineFactory, EngineKind, InferenceEngine,
-    InputTensor, ModelSpec, RawOutput, TensorSlot,
+    BatchSize, ComputePrecision, Conversion, ElementType, EngineError, EngineFactory, EngineKind,
+    InferenceEngine, InputTensor, ModelSpec, RawOutput, TensorSlot,
 };
 pub use events::{
     DetectionDto, DetectionEvent, EventPublisher, EventReceiver, EventSubscription,

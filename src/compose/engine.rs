@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::engine::onnx::{GpuEngineFactory, OnnxEngineFactory};
+use adapters::engine::openvino::OpenvinoEngineFactory;
 use adapters::gpu::CudaDriverProbe;
 use adapters::model_source::local::LocalModelSource;
 use detections::engine::{EngineManager, EngineOptions, GpuSetup};
@@ -24,6 +25,10 @@ pub fn build(
         retry_interval: Duration::from_secs(config.model.retry_interval_secs),
     };
     let engine = &config.engine;
+    if let EngineConfig::Openvino(openvino) = engine {
+        let factory = Arc::new(OpenvinoEngineFactory::new(openvino.into()));
+        return EngineManager::new(source, factory, classes, options);
+    }
     let cpu_factory = Arc::new(OnnxEngineFactory::new(engine.onnx_runtime()));
     let (Some(gpu), Some(gpu_runtime)) = (engine.gpu(), engine.gpu_runtime()) else {
         return EngineManager::new(source, cpu_factory, classes, options);
@@ -36,7 +41,9 @@ pub fn build(
             // Engines built here before: the cache volume, asked before the Loader.
             Some(Arc::new(LocalModelSource::new(&tensorrt.cache_dir)) as Arc<dyn ModelSource>),
         ),
-        EngineConfig::Onnx(_) | EngineConfig::Cuda(_) => (false, false, false, None),
+        EngineConfig::Onnx(_) | EngineConfig::Cuda(_) | EngineConfig::Openvino(_) => {
+            (false, false, false, None)
+        }
     };
     let setup = GpuSetup {
         probe: Arc::new(CudaDriverProbe::new(&gpu.cuda_driver, gpu.device_id)),

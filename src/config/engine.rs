@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use adapters::engine::onnx::{GpuEngineConfig, OnnxEngineConfig};
+use adapters::engine::openvino::{OpenvinoEngineConfig, PrecisionChoice};
 use domain::geometry::Preprocess;
 use domain::layout::LayoutKind;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ pub enum EngineConfig {
     Tensorrt(TensorrtEngineSettings),
     /// ONNX Runtime's CUDA execution provider, without TensorRT.
     Cuda(CudaEngineSettings),
+    /// OpenVINO on the CPU (bf16 where the CPU has it).
+    Openvino(OpenvinoEngineSettings),
 }
 
 impl Default for EngineConfig {
@@ -39,6 +42,7 @@ impl EngineConfig {
             Self::Onnx(onnx) => &onnx.model_run,
             Self::Tensorrt(tensorrt) => &tensorrt.model_run,
             Self::Cuda(cuda) => &cuda.model_run,
+            Self::Openvino(openvino) => &openvino.model_run,
         }
     }
 
@@ -107,6 +111,79 @@ impl Default for OnnxEngineSettings {
             intra_spinning: false,
             inference_nice: 5,
             model_run: ModelRunSettings::default(),
+        }
+    }
+}
+
+/// `kind = "openvino"`: OpenVINO on the CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenvinoEngineSettings {
+    /// `libopenvino_c.so.<version>` from the `openvino` wheel; its CPU plugin, ONNX
+    /// frontend and TBB sit beside it.
+    pub library: PathBuf,
+    /// `auto` (bf16 where the CPU reports BF16, else f32), `f32`, `bf16` or `f16`.
+    pub precision: PrecisionSetting,
+    /// Inference threads per request; 0 = the machine's cores ÷ requests.
+    pub threads: usize,
+    /// Infer requests run side by side.
+    pub requests: usize,
+    /// OpenVINO's compiled-model cache: a restart loads instead of compiling. Empty: off.
+    pub cache_dir: PathBuf,
+    /// Nice value of the inference threads (0 = as the process).
+    pub inference_nice: i32,
+    #[serde(flatten)]
+    pub model_run: ModelRunSettings,
+}
+
+impl Default for OpenvinoEngineSettings {
+    fn default() -> Self {
+        Self {
+            library: PathBuf::from("assets/openvino/libopenvino_c.so.2641"),
+            precision: PrecisionSetting::Auto,
+            threads: 0,
+            requests: 1,
+            cache_dir: PathBuf::from("cache/openvino"),
+            inference_nice: 5,
+            model_run: ModelRunSettings::default(),
+        }
+    }
+}
+
+/// The `precision` key of the OpenVINO engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrecisionSetting {
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
+impl From<PrecisionSetting> for PrecisionChoice {
+    fn from(setting: PrecisionSetting) -> Self {
+        match setting {
+            PrecisionSetting::Auto => Self::Auto,
+            PrecisionSetting::F32 => Self::F32,
+            PrecisionSetting::Bf16 => Self::Bf16,
+            PrecisionSetting::F16 => Self::F16,
+        }
+    }
+}
+
+impl From<&OpenvinoEngineSettings> for OpenvinoEngineConfig {
+    fn from(openvino: &OpenvinoEngineSettings) -> Self {
+        Self {
+            library: openvino.library.clone(),
+            precision: openvino.precision.into(),
+            threads: openvino.threads,
+            requests: openvino.requests,
+            cache_dir: (!openvino.cache_dir.as_os_str().is_empty())
+                .then(|| openvino.cache_dir.clone()),
+            layout: openvino.model_run.layout.fixed(),
+            max_batch: openvino.model_run.max_batch,
+            inference_nice: openvino.inference_nice,
         }
     }
 }
@@ -220,7 +297,7 @@ impl EngineConfig {
     /// The GPU device keys (`None` for the CPU engine).
     pub fn gpu(&self) -> Option<&GpuDeviceSettings> {
         match self {
-            Self::Onnx(_) => None,
+            Self::Onnx(_) | Self::Openvino(_) => None,
             Self::Tensorrt(tensorrt) => Some(&tensorrt.gpu),
             Self::Cuda(cuda) => Some(&cuda.gpu),
         }
@@ -248,7 +325,7 @@ impl EngineConfig {
         let gpu = self.gpu()?;
         let (workspace_bytes, cache_dir) = match self {
             Self::Tensorrt(tensorrt) => (tensorrt.workspace_bytes, tensorrt.cache_dir.clone()),
-            Self::Onnx(_) | Self::Cuda(_) => (0, PathBuf::new()),
+            Self::Onnx(_) | Self::Cuda(_) | Self::Openvino(_) => (0, PathBuf::new()),
         };
         Some(GpuEngineConfig {
             onnx: self.onnx_runtime(),

@@ -34,6 +34,7 @@ fn engine(kind: ports::EngineKind, delay: Duration) -> Arc<dyn InferenceEngine> 
     let mut engine = MockInferenceEngine::new();
     engine.expect_spec().return_const(spec(2));
     engine.expect_engine_type().return_const(kind);
+    engine.expect_precision().return_const(None);
     let marker = usize::from(kind == ports::EngineKind::Tensorrt);
     engine.expect_infer().returning(move |_| {
         std::thread::sleep(delay);

@@ -45,6 +45,7 @@ pub(crate) fn working_engine(class_count: usize) -> Arc<dyn InferenceEngine> {
     engine
         .expect_engine_type()
         .return_const(ports::EngineKind::Onnx);
+    engine.expect_precision().return_const(None);
     engine.expect_infer().returning(move |_| {
         Ok(RawOutput {
             dims: vec![1, 4 + class_count, 0],
@@ -253,6 +254,7 @@ async fn failed_build_and_failed_warm_up_leave_an_error() {
     broken
         .expect_engine_type()
         .return_const(ports::EngineKind::Onnx);
+    broken.expect_precision().return_const(None);
     broken
         .expect_infer()
         .returning(|_| Err(EngineError::Inference("boom".into())));

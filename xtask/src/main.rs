@@ -43,6 +43,9 @@ commands:
                           default 5000); --threads intra-op threads (default 2); --quick:
                           the smallest numbers (a smoke run) -> docs/performance.md
   bench-http [...]        the same as bench (an alias)
+  bench-engines [--rounds N] [--runs N] [--threads T]
+                          ONNX Runtime f32, OpenVINO f32 and OpenVINO bf16 side by side,
+                          engine-only and full pipeline, into docs/engines.md
 ";
 
 fn main() -> ExitCode {
@@ -84,6 +87,11 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some("run") => run(&root, &rest),
+        Some("bench-engines") => {
+            let options = bench::parse_engines(&rest)?;
+            bench::bench_engines(&root, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("bench" | "bench-http") => {
             let options = bench::parse(&rest)?;
             bench::bench(&root, &options)?;
@@ -122,6 +130,9 @@ fn export_env(cmd: &mut Command, root: &Path) {
         .env("REFERENCE_PYTHON", fetch::venv_python(root));
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         cmd.env("ORT_DYLIB_PATH", fetch::ort_library(root));
+    }
+    if std::env::var_os("OPENVINO_LIBRARY").is_none() {
+        cmd.env("OPENVINO_LIBRARY", fetch::openvino_library(root));
     }
 }
 

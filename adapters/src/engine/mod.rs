@@ -1,3 +1,6 @@
 //! Inference engines.
 
+pub(crate) mod model;
 pub mod onnx;
+pub mod openvino;
+pub(crate) mod priority;

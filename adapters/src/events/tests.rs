@@ -20,6 +20,7 @@ fn availability() -> StreamEvent {
         health: Health {
             availability: Availability::Enabled,
             engine_type: Some(ports::EngineKind::Onnx),
+            precision: None,
         },
         replica: None,
     }

@@ -20,8 +20,11 @@ pub struct HealthBody<'a> {
     ai_availability: &'static str,
     /// The reason in `Warning` and `Error`.
     error_message: Option<&'a str>,
-    /// The engine in use once one is loaded (`onnx`, `cuda`, `tensorrt`).
+    /// The engine in use once one is loaded (`onnx`, `cuda`, `tensorrt`, `openvino`).
     engine_type: Option<&'static str>,
+    /// What the engine computes in, where it chose (`f32`, `bf16`, `f16`; OpenVINO).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision: Option<&'static str>,
     /// In a cluster: the replica that answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     replica: Option<String>,
@@ -57,6 +60,7 @@ impl<'a> From<&'a Health> for HealthBody<'a> {
             ai_availability: health.availability.name(),
             error_message: health.availability.reason(),
             engine_type: health.engine_type.map(ports::EngineKind::as_str),
+            precision: health.precision.map(ports::ComputePrecision::as_str),
             replica: None,
             broker: None,
         }

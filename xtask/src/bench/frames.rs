@@ -100,7 +100,7 @@ pub fn bench_frames(bench: &Bench, config: &Path, photo: &Path, runs: usize) -> 
 }
 
 /// Runs `cmd` and returns its last JSON line; a failure shows the command's stderr.
-fn json_line(cmd: &mut Command, what: &str) -> Result<String> {
+pub fn json_line(cmd: &mut Command, what: &str) -> Result<String> {
     let output = cmd
         .output()
         .with_context(|| format!("could not start {what}"))?;

@@ -15,6 +15,7 @@
 //!    sections, with the machine, the commit, the date and the command line.
 
 mod details;
+mod engines;
 mod frames;
 mod http;
 mod machine;
@@ -213,6 +214,16 @@ fn target_dir(root: &Path) -> PathBuf {
         Some(dir) if !dir.is_empty() => root.join(dir),
         _ => root.join("target"),
     }
+}
+
+pub use engines::{bench_engines, parse as parse_engines};
+
+fn cargo_release_build(root: &Path) -> Result<std::process::ExitStatus> {
+    cargo()
+        .args(["build", "--release", "-p", "detections"])
+        .current_dir(root)
+        .status()
+        .context("could not start `cargo build --release`")
 }
 
 pub fn bench(root: &Path, options: &Options) -> Result<()> {

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use domain::availability::Availability;
 use futures_util::StreamExt;
 use ports::{
-    DetectionEvent, EngineKind, EventPublisher, EventReceiver, EventSubscription, Health,
-    Sequenced, StreamEvent, StreamItem, SubscribeRequest,
+    ComputePrecision, DetectionEvent, EngineKind, EventPublisher, EventReceiver, EventSubscription,
+    Health, Sequenced, StreamEvent, StreamItem, SubscribeRequest,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -43,6 +43,8 @@ enum WireEvent {
         availability: String,
         reason: Option<String>,
         engine_type: Option<String>,
+        #[serde(default)]
+        precision: Option<String>,
         replica: String,
     },
 }
@@ -97,6 +99,7 @@ impl Broker {
                     availability: health.availability.name().to_string(),
                     reason: health.availability.reason().map(str::to_string),
                     engine_type: health.engine_type.map(|e| e.as_str().to_string()),
+                    precision: health.precision.map(|p| p.as_str().to_string()),
                     replica: replica
                         .clone()
                         .unwrap_or_else(|| self.config.replica.clone()),
@@ -281,11 +284,13 @@ fn decode(payload: &[u8]) -> Option<StreamEvent> {
             availability,
             reason,
             engine_type,
+            precision,
             replica,
         } => Some(StreamEvent::Availability {
             health: Health {
                 availability: Availability::from_name(&availability, reason.as_deref())?,
                 engine_type: engine_type.as_deref().and_then(EngineKind::from_name),
+                precision: precision.as_deref().and_then(ComputePrecision::from_name),
             },
             replica: Some(replica),
         }),

@@ -6,11 +6,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, TensorElementType, TensorRef};
-use ports::{
-    BatchSize, EngineError, EngineKind, InferenceEngine, InputTensor, ModelSpec, RawOutput,
-};
+use ports::{EngineError, EngineKind, InferenceEngine, InputTensor, ModelSpec, RawOutput};
 
 use super::runtime::panic_message;
+use crate::engine::model::{check_input, run_error};
 
 /// The CPU engine. `infer` may be called from several threads: each call takes a free
 /// session, or waits for one.
@@ -73,28 +72,6 @@ impl OnnxEngine {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn check(&self, input: &InputTensor) -> Result<(), EngineError> {
-        let batch = input.batch();
-        let batch_ok = match self.spec.batch {
-            BatchSize::Fixed(n) => batch == n,
-            BatchSize::Dynamic { max } => batch <= max,
-        };
-        if !batch_ok {
-            return Err(EngineError::Inference(format!(
-                "batch of {batch} does not fit the model's {:?}",
-                self.spec.batch
-            )));
-        }
-        if input.element() != self.spec.element {
-            return Err(EngineError::Inference(format!(
-                "input is {:?}, the model takes {:?}",
-                input.element(),
-                self.spec.element
-            )));
-        }
-        Ok(())
-    }
-
     fn run(&self, session: &mut Session, input: &InputTensor) -> Result<RawOutput, EngineError> {
         let shape = input.shape();
         // Zero-copy: ONNX Runtime reads the caller's buffer in place.
@@ -111,23 +88,6 @@ impl OnnxEngine {
             EngineError::Inference(format!("output {} missing", self.output_name))
         })?;
         extract(output)
-    }
-}
-
-/// A failed run. At a batch above one, ONNX Runtime's shape and dimension errors (a
-/// Squeeze or Reshape of the batch axis: "Dimension of input 0 must be 1 instead of 2",
-/// "cannot be reshaped") mean the graph does not run at that batch: the core then sends
-/// one view per call. This is the one place that reads ONNX Runtime's messages.
-fn run_error(message: &str, batch: usize) -> EngineError {
-    const SHAPE_WORDS: [&str; 4] = ["shape", "dimension", "broadcast", "invalid dims"];
-    let lower = message.to_ascii_lowercase();
-    if batch > 1 && SHAPE_WORDS.iter().any(|w| lower.contains(w)) {
-        EngineError::BatchRejected {
-            batch,
-            reason: message.to_owned(),
-        }
-    } else {
-        EngineError::Inference(message.to_owned())
     }
 }
 
@@ -159,9 +119,9 @@ impl InferenceEngine for OnnxEngine {
     }
 
     fn infer(&self, input: &InputTensor) -> Result<RawOutput, EngineError> {
-        self.check(input)?;
+        check_input(&self.spec, input)?;
         // The calling thread computes too: it yields to the request path like the pool.
-        super::priority::lower_current_thread(self.nice);
+        crate::engine::priority::lower_current_thread(self.nice);
         let mut session = self.session();
         catch_unwind(AssertUnwindSafe(|| self.run(&mut session, input))).unwrap_or_else(|panic| {
             Err(EngineError::Inference(format!(
@@ -169,39 +129,5 @@ impl InferenceEngine for OnnxEngine {
                 panic_message(panic.as_ref())
             )))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SQUEEZE: &str = "Non-zero status code returned while running Squeeze node. \
-        Status Message: input_shape[i] == 1 was false. Dimension of input 0 must be 1 instead of 2.";
-
-    #[test]
-    fn a_shape_error_at_a_batch_above_one_is_a_rejected_batch() {
-        assert_eq!(
-            run_error(SQUEEZE, 2),
-            EngineError::BatchRejected {
-                batch: 2,
-                reason: SQUEEZE.into()
-            }
-        );
-        let reshape = "Reshape node: The input tensor cannot be reshaped to the requested \
-            shape. Input shape:{2,6}, requested shape:{1,6}";
-        assert!(matches!(
-            run_error(reshape, 4),
-            EngineError::BatchRejected { batch: 4, .. }
-        ));
-    }
-
-    #[test]
-    fn other_errors_and_batch_one_stay_inference_errors() {
-        assert!(matches!(run_error(SQUEEZE, 1), EngineError::Inference(_)));
-        assert!(matches!(
-            run_error("bad allocation", 4),
-            EngineError::Inference(_)
-        ));
     }
 }

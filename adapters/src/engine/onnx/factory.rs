@@ -50,7 +50,7 @@ impl OnnxEngineFactory {
             ))
         })?;
         // The sessions' intra-op threads inherit this thread's priority.
-        super::priority::lower_current_thread(self.config.inference_nice);
+        crate::engine::priority::lower_current_thread(self.config.inference_nice);
         let count = self.config.sessions.max(1);
         let mut sessions = Vec::with_capacity(count);
         for _ in 0..count {
@@ -63,8 +63,13 @@ impl OnnxEngineFactory {
                 },
             )?);
         }
-        let read = read_spec(&sessions[0], &self.config)
-            .map_err(|e| EngineError::Model(format!("{}: {}", model.name, strip(&e))))?;
+        let read = read_spec(&sessions[0], &self.config).map_err(|e| {
+            EngineError::Model(format!(
+                "{}: {}",
+                model.name,
+                crate::engine::model::model_reason(&e)
+            ))
+        })?;
         tracing::info!(
             model = %model.name,
             sessions = count,
@@ -114,14 +119,6 @@ impl OnnxEngineFactory {
                 ))
             })
             .map_err(EngineError::Model)
-    }
-}
-
-/// The reason inside an [`EngineError::Model`], without its prefix.
-fn strip(error: &EngineError) -> String {
-    match error {
-        EngineError::Model(reason) => reason.clone(),
-        other => other.to_string(),
     }
 }
 

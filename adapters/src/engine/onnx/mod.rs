@@ -1,15 +1,13 @@
 //! ONNX Runtime on the CPU, through `ort` with the library loaded at run time.
 
-mod batch;
 mod config;
 mod engine;
 mod factory;
 mod gpu;
-mod priority;
 mod runtime;
 mod spec;
 
-pub use batch::DEFAULT_MAX_BATCH;
+pub use crate::engine::model::batch::DEFAULT_MAX_BATCH;
 pub use config::OnnxEngineConfig;
 pub use engine::OnnxEngine;
 pub use factory::OnnxEngineFactory;

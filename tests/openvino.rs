@@ -1,0 +1,198 @@
+//! The OpenVINO engine against ONNX Runtime in float32, the reference engine: the same
+//! real model (YOLOv8s, 640) on real photos and on a video's frames.
+//!
+//! * every ONNX Runtime detection with confidence ≥ 0.3 is found by OpenVINO with the
+//!   same class, IoU ≥ 0.9 and |Δconfidence| ≤ 0.005 in float32, ≤ 0.02 in bfloat16;
+//! * nothing OpenVINO finds above 0.3 (plus that tolerance) is missing from ONNX
+//!   Runtime's.
+//!
+//! float32 is held to that on the service's answers as they are, tiles merged.
+//! bfloat16 is held to it on each view's detections (`tile_merge` off): merging boxes
+//! across tile seams is a yes/no decision on an overlap threshold, and on one tiled
+//! photo here (zidane.jpg, 1280×720 on a 640 model) bfloat16's small shifts (every view
+//! within 0.015 of float32) tip a borderline merge the other way, so the merged answer
+//! differs (IoU 0.79, and a second box 0.15 lower). That is a property of the merge,
+//! measured and written down in docs/performance.md, and the reason the embedded
+//! default stays ONNX Runtime in float32.
+//!
+//! Both sides run at a threshold just under 0.3, so a detection near it on one side is
+//! still visible on the other. On a CPU without BF16 the bfloat16 check says it was
+//! skipped, and why.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::matching::{Agreement, Matched, both_ways};
+use common::*;
+use serde_json::Value;
+
+const THRESHOLD: f64 = 0.3;
+
+const PHOTOS: &[&str] = &[
+    "bus.jpg",
+    "zidane.jpg",
+    "zidane_960x540.jpg",
+    "bus_720x960.png",
+    "astronaut.png",
+    "camera.png",
+    "seams_2400x1600.jpg",
+];
+
+/// The photos, and five frames of a clip of a person crossing the picture.
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let mut inputs: Vec<PathBuf> = PHOTOS
+        .iter()
+        .map(|p| assets().join("photos").join(p))
+        .collect();
+    let clip = dir.join("walk.mp4");
+    person_clip(&clip, 5, 5, "mod(t*90,450)");
+    ffmpeg(vec![
+        "-i",
+        clip.to_str().unwrap(),
+        "-vf",
+        "select=not(mod(n\\,5))",
+        "-vsync",
+        "vfr",
+        dir.join("frame_%02d.png").to_str().unwrap(),
+    ]);
+    for index in 1..=5 {
+        inputs.push(dir.join(format!("frame_{index:02}.png")));
+    }
+    inputs
+}
+
+enum Run {
+    Detected(Vec<(String, Vec<Value>)>),
+    /// The engine refused the precision on this CPU: its message.
+    Refused(String),
+}
+
+fn detect(
+    dir: &Path,
+    inputs: &[PathBuf],
+    openvino: Option<&str>,
+    tolerance: f64,
+    merge_tiles: bool,
+) -> Run {
+    let config = config_file(dir, &assets().join("models"), "azaion.onnx", "");
+    let mut command = binary();
+    if let Some(precision) = openvino {
+        command.envs(openvino_env(dir, precision));
+    }
+    let settings = format!(
+        "{{\"probability_threshold\": {}, \"tile_merge\": {merge_tiles}}}",
+        THRESHOLD - tolerance
+    );
+    let out = run(command
+        .arg("--config")
+        .arg(config)
+        .arg("detect")
+        .args(["--settings", &settings])
+        .args(inputs));
+    if !out.status.success() {
+        let message = stderr(&out);
+        assert!(
+            message.contains("does not report"),
+            "detect failed: {message}"
+        );
+        return Run::Refused(message);
+    }
+    Run::Detected(
+        json_lines(&out)
+            .into_iter()
+            .map(|l| {
+                let file = l["file"].as_str().unwrap().to_string();
+                (file, l["detections"].as_array().unwrap().clone())
+            })
+            .collect(),
+    )
+}
+
+fn check(precision: &str, tolerance: f64, merge_tiles: bool) {
+    let dir = scratch(&format!("openvino-{precision}"));
+    let inputs = inputs(&dir);
+    let Run::Detected(reference) = detect(&dir, &inputs, None, tolerance, merge_tiles) else {
+        panic!("ONNX Runtime refused to run");
+    };
+    let ours = match detect(&dir, &inputs, Some(precision), tolerance, merge_tiles) {
+        Run::Detected(ours) => ours,
+        Run::Refused(why) => {
+            println!("SKIPPED: OpenVINO {precision} on this CPU: {why}");
+            return;
+        }
+    };
+    let agreement = Agreement {
+        confidence: tolerance,
+        iou: 0.9,
+    };
+    assert_eq!(ours.len(), inputs.len());
+    let Matched {
+        found,
+        worst_confidence,
+        worst_iou,
+    } = both_ways(
+        &ours,
+        &reference,
+        THRESHOLD,
+        agreement,
+        ("onnx runtime", "openvino"),
+        |file| format!("openvino {precision} {file}"),
+    );
+    println!(
+        "openvino {precision}: {found} ONNX Runtime detections matched, largest \
+         |Δconfidence| {worst_confidence:.4}, smallest IoU {worst_iou:.4}"
+    );
+    assert!(found >= 15, "ONNX Runtime found only {found} detections");
+}
+
+#[test]
+fn openvino_bf16_finds_what_onnx_runtime_f32_finds() {
+    check("bf16", 0.02, false);
+}
+
+#[test]
+fn openvino_f32_finds_what_onnx_runtime_f32_finds() {
+    check("f32", 0.005, true);
+}
+
+/// `auto` names what it chose, and `/health` shows the engine and its precision.
+#[test]
+fn the_engine_says_which_precision_it_chose() {
+    let dir = scratch("openvino-health");
+    let config = config_file(&dir, &assets().join("models"), "azaion.onnx", LOCAL_PORT_0);
+    let mut command = binary();
+    command
+        .envs(openvino_env(&dir, "auto"))
+        .env("DETECTIONS_MODEL__START_AT_BOOT", "true");
+    let (mut child, address) = serve_with(command, &config);
+    let client = reqwest::blocking::Client::new();
+    let mut health = Value::Null;
+    eventually(
+        std::time::Duration::from_secs(60),
+        "the engine enabled",
+        || {
+            health = client
+                .get(format!("http://{address}/health"))
+                .send()
+                .and_then(|r| r.json())
+                .unwrap_or(Value::Null);
+            health["aiAvailability"] == "Enabled"
+        },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(health["engineType"], "openvino", "{health}");
+    let precision = health["precision"].as_str().unwrap_or_default();
+    let cpu_has_bf16 = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .contains("avx512_bf16")
+        || std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .contains("amx_bf16");
+    assert_eq!(
+        precision,
+        if cpu_has_bf16 { "bf16" } else { "f32" },
+        "{health}"
+    );
+}
