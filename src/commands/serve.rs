@@ -48,6 +48,7 @@ pub async fn serve(config: Config, core: Core) -> ExitCode {
         max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         sse_keep_alive: Duration::from_secs(config.events.keep_alive_secs.max(1)),
+        console: config.server.console,
     };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(adapters::http::serve(

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// The most one `POST /detect` body holds in memory; a larger one, or a video, is
     /// written to a staged file as it arrives.
     pub in_memory_body_max_bytes: u64,
+    /// The console at `/`: a page that shows the engine, tries photos and videos,
+    /// follows every media live and the load (adapters/src/http/console/).
+    pub console: bool,
 }
 
 impl ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 25,
             body_memory_budget_bytes: None,
             in_memory_body_max_bytes: 32 * 1024 * 1024,
+            console: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Inbound HTTP adapter: the compatible API over the driving port.
 
+mod console;
 mod credentials;
 mod detect;
 mod error;
@@ -72,6 +73,8 @@ pub struct HttpConfig {
     /// Memory for what requests hold in flight (ARCHITECTURE.md "The memory plan"):
     /// bodies here, video frames in the application.
     pub budget: Arc<MemoryBudget>,
+    /// Serve the console at `/`.
+    pub console: bool,
 }
 
 impl Default for HttpConfig {
@@ -81,6 +84,7 @@ impl Default for HttpConfig {
             max_body_bytes: 512 * 1024 * 1024,
             request_timeout: Duration::from_secs(600),
             sse_keep_alive: Duration::from_secs(15),
+            console: true,
         }
     }
 }
@@ -97,7 +101,12 @@ fn routes(service: Arc<dyn DetectionService>, config: &HttpConfig) -> Router {
         "Uploads answered 503 at once: no room in the memory budget for request bodies"
     );
     metrics::counter!(SHED_TOTAL).increment(0);
-    Router::new()
+    let console = if config.console {
+        console::routes()
+    } else {
+        Router::new()
+    };
+    console
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/classes", get(health::classes))
