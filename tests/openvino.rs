@@ -184,12 +184,8 @@ fn the_engine_says_which_precision_it_chose() {
     child.wait().unwrap();
     assert_eq!(health["engineType"], "openvino", "{health}");
     let precision = health["precision"].as_str().unwrap_or_default();
-    let cpu_has_bf16 = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .contains("avx512_bf16")
-        || std::fs::read_to_string("/proc/cpuinfo")
-            .unwrap_or_default()
-            .contains("amx_bf16");
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_has_bf16 = cpuinfo.contains("avx512_bf16") || cpuinfo.contains("amx_bf16");
     assert_eq!(
         precision,
         if cpu_has_bf16 { "bf16" } else { "f32" },

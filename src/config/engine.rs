@@ -123,7 +123,7 @@ pub struct OpenvinoEngineSettings {
     /// frontend and TBB sit beside it.
     pub library: PathBuf,
     /// `auto` (bf16 where the CPU reports BF16, else f32), `f32`, `bf16` or `f16`.
-    pub precision: PrecisionSetting,
+    pub precision: PrecisionChoice,
     /// Inference threads per request; 0 = the machine's cores ÷ requests.
     pub threads: usize,
     /// Infer requests run side by side.
@@ -140,7 +140,7 @@ impl Default for OpenvinoEngineSettings {
     fn default() -> Self {
         Self {
             library: PathBuf::from("assets/openvino/libopenvino_c.so.2641"),
-            precision: PrecisionSetting::Auto,
+            precision: PrecisionChoice::Auto,
             threads: 0,
             requests: 1,
             cache_dir: PathBuf::from("cache/openvino"),
@@ -150,33 +150,11 @@ impl Default for OpenvinoEngineSettings {
     }
 }
 
-/// The `precision` key of the OpenVINO engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PrecisionSetting {
-    #[default]
-    Auto,
-    F32,
-    Bf16,
-    F16,
-}
-
-impl From<PrecisionSetting> for PrecisionChoice {
-    fn from(setting: PrecisionSetting) -> Self {
-        match setting {
-            PrecisionSetting::Auto => Self::Auto,
-            PrecisionSetting::F32 => Self::F32,
-            PrecisionSetting::Bf16 => Self::Bf16,
-            PrecisionSetting::F16 => Self::F16,
-        }
-    }
-}
-
 impl From<&OpenvinoEngineSettings> for OpenvinoEngineConfig {
     fn from(openvino: &OpenvinoEngineSettings) -> Self {
         Self {
             library: openvino.library.clone(),
-            precision: openvino.precision.into(),
+            precision: openvino.precision,
             threads: openvino.threads,
             requests: openvino.requests,
             cache_dir: (!openvino.cache_dir.as_os_str().is_empty())

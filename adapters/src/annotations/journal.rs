@@ -105,6 +105,14 @@ impl Journal {
         Ok(domain::job::uuid_text(bytes, 4))
     }
 
+    /// The key `annotation` is sent under: its own (a job's run and frame), else a new one.
+    pub fn key_for(annotation: &ports::Annotation) -> io::Result<String> {
+        match &annotation.key {
+            Some(key) => Ok(key.clone()),
+            None => Self::new_key(),
+        }
+    }
+
     /// Writes `entry` durably (file and folder synced) and returns its path.
     pub fn append(&self, entry: &Entry) -> io::Result<PathBuf> {
         let bytes = serde_json::to_vec(entry).map_err(io::Error::other)?;

@@ -195,10 +195,7 @@ impl AnnotationSink for Outbox {
         self.shared.add_pending(1);
         let written = blocking(move || {
             journal.append(&Entry {
-                key: match annotation.key.clone() {
-                    Some(key) => key,
-                    None => Journal::new_key()?,
-                },
+                key: Journal::key_for(&annotation)?,
                 annotation,
                 authorization,
             })

@@ -1,5 +1,6 @@
 //! Inference engines.
 
+pub(crate) mod files;
 pub(crate) mod model;
 pub mod onnx;
 pub mod openvino;

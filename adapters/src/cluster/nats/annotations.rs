@@ -81,6 +81,11 @@ impl BrokerDelivery {
     }
 }
 
+fn key_for(annotation: &Annotation) -> Result<String, AnnotationError> {
+    Journal::key_for(annotation)
+        .map_err(|e| AnnotationError::Transient(format!("no idempotency key: {e}")))
+}
+
 /// The local journal's receiver in a cluster: an annotation journaled while the broker
 /// was unreachable is stored in the stream, under its key, once the broker is back
 /// (until then every try is a transient failure, and the journal keeps it).
@@ -101,8 +106,7 @@ impl AnnotationSink for IntoStream {
         annotation: &Annotation,
         authorization: Option<String>,
     ) -> Result<(), AnnotationError> {
-        let key = Journal::new_key()
-            .map_err(|e| AnnotationError::Transient(format!("no idempotency key: {e}")))?;
+        let key = key_for(annotation)?;
         self.deliver_with_key(annotation, authorization, &key).await
     }
 
@@ -117,16 +121,10 @@ impl AnnotationSink for IntoStream {
                 "the broker is unreachable".into(),
             ));
         }
-        let entry = Entry {
-            key: idempotency_key.to_string(),
-            annotation: annotation.clone(),
-            authorization,
-        };
         self.broker
-            .store_annotation(&entry)
+            .store_keyed(annotation, authorization, idempotency_key)
             .await
             .map_err(|e| AnnotationError::Transient(e.to_string()))?;
-        metrics::counter!(STORED_TOTAL).increment(1);
         tracing::info!(
             key = idempotency_key,
             "journaled annotation moved to the broker"
@@ -143,21 +141,13 @@ impl AnnotationSink for BrokerDelivery {
         authorization: Option<String>,
     ) -> Result<(), AnnotationError> {
         if self.broker.is_connected() {
-            let key = match &annotation.key {
-                Some(key) => key.clone(),
-                None => Journal::new_key()
-                    .map_err(|e| AnnotationError::Transient(format!("no idempotency key: {e}")))?,
-            };
-            let entry = Entry {
-                key,
-                annotation: annotation.clone(),
-                authorization: authorization.clone(),
-            };
-            match self.broker.store_annotation(&entry).await {
-                Ok(()) => {
-                    metrics::counter!(STORED_TOTAL).increment(1);
-                    return Ok(());
-                }
+            let key = key_for(annotation)?;
+            let stored = self
+                .broker
+                .store_keyed(annotation, authorization.clone(), &key)
+                .await;
+            match stored {
+                Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(error = %e, "annotation not stored on the broker; journaling it here")
                 }
@@ -206,6 +196,23 @@ impl Broker {
             })
             .await
             .map_err(BrokerError::of)
+    }
+
+    /// Stores `annotation` under `key` (counted), acknowledged by the stream.
+    async fn store_keyed(
+        &self,
+        annotation: &Annotation,
+        authorization: Option<String>,
+        key: &str,
+    ) -> Result<(), BrokerError> {
+        let entry = Entry {
+            key: key.to_string(),
+            annotation: annotation.clone(),
+            authorization,
+        };
+        self.store_annotation(&entry).await?;
+        metrics::counter!(STORED_TOTAL).increment(1);
+        Ok(())
     }
 
     /// Stores `entry`, acknowledged by the stream (replicated where configured); a

@@ -42,13 +42,7 @@ impl OnnxEngineFactory {
     ) -> Result<OnnxEngine, EngineError> {
         let environment = runtime::environment(&self.config.library)?;
         // ONNX Runtime reports a missing file as a generic load failure: say it plainly.
-        std::fs::File::open(&model.path).map_err(|e| {
-            EngineError::Model(format!(
-                "{} ({}) cannot be read: {e}",
-                model.name,
-                model.path.display()
-            ))
-        })?;
+        crate::engine::files::readable(model)?;
         // The sessions' intra-op threads inherit this thread's priority.
         crate::engine::priority::lower_current_thread(self.config.inference_nice);
         let count = self.config.sessions.max(1);

@@ -7,6 +7,8 @@ use std::sync::{Mutex, PoisonError};
 use ort::environment::Environment;
 use ports::EngineError;
 
+use crate::engine::files::same_file;
+
 /// ort allows one library and one environment per process; this records which.
 enum State {
     Empty,
@@ -96,14 +98,6 @@ pub(crate) fn environment(library: &Path) -> Result<Environment, EngineError> {
         "ONNX Runtime library {} failed to initialise: {reason}",
         library.display()
     )))
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b
-        || matches!(
-            (a.canonicalize(), b.canonicalize()),
-            (Ok(a), Ok(b)) if a == b
-        )
 }
 
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

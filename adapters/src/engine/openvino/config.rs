@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-/// What the engine computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the engine computes in (`[engine] precision`, by these names in snake_case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PrecisionChoice {
     /// bf16 where the CPU reports BF16 among its optimisation capabilities, else f32.
     #[default]
@@ -11,17 +12,6 @@ pub enum PrecisionChoice {
     F32,
     Bf16,
     F16,
-}
-
-impl PrecisionChoice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::F32 => "f32",
-            Self::Bf16 => "bf16",
-            Self::F16 => "f16",
-        }
-    }
 }
 
 /// How the engine loads OpenVINO and runs the model.

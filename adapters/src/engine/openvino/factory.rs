@@ -82,13 +82,7 @@ impl OpenvinoEngineFactory {
     /// Builds the concrete engine (tests and benches; the service uses the port).
     pub fn build_engine(&self, model: &ModelArtifact) -> Result<OpenvinoEngine, EngineError> {
         library::load(&self.config.library)?;
-        std::fs::File::open(&model.path).map_err(|e| {
-            EngineError::Model(format!(
-                "{} ({}) cannot be read: {e}",
-                model.name,
-                model.path.display()
-            ))
-        })?;
+        crate::engine::files::readable(model)?;
         crate::engine::priority::lower_current_thread(self.config.inference_nice);
         catch_unwind(AssertUnwindSafe(|| self.compile(model))).unwrap_or_else(|_| {
             Err(EngineError::Runtime(

@@ -6,6 +6,8 @@ use std::sync::{Mutex, PoisonError};
 
 use ports::EngineError;
 
+use crate::engine::files::same_file;
+
 /// The library loaded in this process (the crate keeps one), or why it failed.
 static LOADED: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
 
@@ -40,12 +42,4 @@ pub(crate) fn load(library: &Path) -> Result<(), EngineError> {
     }
     *loaded = Some(result.clone());
     result.map(drop).map_err(EngineError::Runtime)
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b
-        || matches!(
-            (a.canonicalize(), b.canonicalize()),
-            (Ok(a), Ok(b)) if a == b
-        )
 }
