@@ -12,7 +12,7 @@
 //! photo here (zidane.jpg, 1280×720 on a 640 model) bfloat16's small shifts (every view
 //! within 0.015 of float32) tip a borderline merge the other way, so the merged answer
 //! differs (IoU 0.79, and a second box 0.15 lower). That is a property of the merge,
-//! measured and written down in docs/performance.md, and the reason the embedded
+//! measured and written down in docs/engines.md, and the reason the embedded
 //! default stays ONNX Runtime in float32.
 //!
 //! Both sides run at a threshold just under 0.3, so a detection near it on one side is

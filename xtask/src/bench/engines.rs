@@ -160,7 +160,7 @@ pub fn bench_engines(root: &Path, options: &EngineOptions) -> Result<()> {
          figures are the medians over {rounds} rounds of the mean milliseconds per photo \
          (`engine`: the model calls alone; `full`: decode, letterbox, engine, decode of \
          the output, NMS). Ratio: ONNX Runtime f32's time ÷ this engine's (above 1 is \
-         faster). Accuracy of each: `tests/openvino.rs` (docs/performance.md).\n\n\
+         faster). Accuracy of each: `tests/openvino.rs`, below.\n\n\
          Machine: {machine}; bfloat16: {bf16}.\n"
     );
     let _ = writeln!(
