@@ -19,6 +19,8 @@ const TOKEN: &str = "Bearer test-jwt-123";
 struct Nats {
     child: Child,
     url: String,
+    /// The monitoring port (`/connz`), where one is open.
+    monitor: Option<u16>,
 }
 
 impl Drop for Nats {
@@ -37,15 +39,46 @@ fn free_port() -> u16 {
 }
 
 impl Nats {
+    /// Stops the server the way an operator does (SIGTERM), waiting for it to exit.
+    fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap();
+    }
+
+    /// Whether a client named `detections <replica>` is connected to this server.
+    fn serves(&self, replica: &str) -> bool {
+        let Some(monitor) = self.monitor else {
+            return false;
+        };
+        reqwest::blocking::get(format!("http://127.0.0.1:{monitor}/connz"))
+            .and_then(|r| r.json::<Value>())
+            .is_ok_and(|connz| {
+                connz["connections"].as_array().is_some_and(|all| {
+                    all.iter()
+                        .any(|c| c["name"] == format!("detections {replica}"))
+                })
+            })
+    }
+
     fn start(dir: &Path) -> Nats {
         Nats::start_on(dir, free_port())
     }
 
     /// A server on `port` keeping its streams in `dir` (so a restart finds them).
     fn start_on(dir: &Path, port: u16) -> Nats {
-        let child = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        command
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("jetstream"))
+            .arg(dir.join("jetstream"));
+        Nats::spawn(command, port, None)
+    }
+
+    fn spawn(mut command: Command, port: u16, monitor: Option<u16>) -> Nats {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -55,11 +88,63 @@ impl Nats {
         let nats = Nats {
             child,
             url: format!("nats://127.0.0.1:{port}"),
+            monitor,
         };
         eventually(Duration::from_secs(10), "nats-server listening", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         nats
+    }
+}
+
+/// Three servers of one JetStream cluster on 127.0.0.1, each with its own store under
+/// `dir`; any of them can be started again on its ports and store.
+struct NatsCluster {
+    dir: std::path::PathBuf,
+    /// Client, route and monitoring port of each server.
+    ports: Vec<(u16, u16, u16)>,
+}
+
+impl NatsCluster {
+    fn new(dir: &Path) -> NatsCluster {
+        NatsCluster {
+            dir: dir.to_path_buf(),
+            ports: (0..3)
+                .map(|_| (free_port(), free_port(), free_port()))
+                .collect(),
+        }
+    }
+
+    fn start(&self, index: usize) -> Nats {
+        let routes = self
+            .ports
+            .iter()
+            .map(|(_, route, _)| format!("nats://127.0.0.1:{route}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let (client, route, monitor) = self.ports[index];
+        let name = format!("nats-{}", index + 1);
+        let mut command = Command::new("nats-server");
+        command
+            .args(["-js", "-a", "127.0.0.1", "-p", &client.to_string()])
+            .args(["-n", &name, "--cluster_name", "detections"])
+            .args(["--cluster", &format!("nats://127.0.0.1:{route}")])
+            .args(["--routes", &routes, "-m", &monitor.to_string(), "-sd"])
+            .arg(self.dir.join(&name));
+        Nats::spawn(command, client, Some(monitor))
+    }
+
+    fn start_all(&self) -> Vec<Nats> {
+        (0..3).map(|index| self.start(index)).collect()
+    }
+
+    /// The comma-separated list a replica connects to.
+    fn urls(&self) -> String {
+        self.ports
+            .iter()
+            .map(|(client, _, _)| format!("nats://127.0.0.1:{client}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -94,7 +179,10 @@ fn replica_with(
     extra: &str,
     (model, models): Model,
 ) -> Service {
-    let dir = scratch(&format!("cluster-{name}"));
+    // Under the test's own folder: concurrent tests name their replicas alike, and a
+    // shared journal or spool would deliver one test's annotations in another.
+    let dir = media.join("replicas").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
     let config = format!(
         "{LOCAL_PORT_0}\n\
          [classes]\npath = {classes:?}\n\
@@ -114,6 +202,9 @@ fn replica_with(
     );
     Service::start(dir, &config)
 }
+
+/// Confirmed deliveries from the shared annotation consumer, as `/metrics` counts them.
+const DELIVERED: &str = "detections_broker_annotations_delivered_total";
 
 /// Frames of `subscription` until the detection event that satisfies `last`.
 fn frames_until(subscription: &Subscription, last: impl Fn(&Value) -> bool) -> Vec<Frame> {
@@ -358,15 +449,19 @@ fn annotations_journaled_while_the_broker_was_down_reach_the_stream_when_it_retu
     });
     // Warm: the streams exist and the engine runs.
     detect_with_token(&a);
+    // Delivered and its acknowledgement confirmed by the broker: the receiver's 2xx
+    // alone is not enough, a broker that dies before the ack sends it again (at
+    // least once, same key) and this test counts exact deliveries.
     eventually(
         Duration::from_secs(20),
-        "the first annotation delivered",
-        || annotations.calls_to("/annotations").len() == 1,
+        "the first annotation delivered and acknowledged",
+        || a.counter(DELIVERED) == 1,
     );
-    // The broker goes away: photos still get their answer, their annotations wait in
-    // this replica's journal, and the replica leaves the rotation.
-    nats.child.kill().unwrap();
-    nats.child.wait().unwrap();
+    assert_eq!(annotations.calls_to("/annotations").len(), 1);
+    // The broker goes away (stopped, so what it confirmed is on its disk): photos
+    // still get their answer, their annotations wait in this replica's journal, and
+    // the replica leaves the rotation.
+    nats.stop();
     eventually(Duration::from_secs(10), "the broker unreachable", || {
         a.health()["broker"] == "unreachable"
     });
@@ -589,4 +684,159 @@ fn a_job_left_by_a_replica_that_died_is_taken_over_and_finished_by_another() {
     }
     // A job nobody else can run (an upload) is not taken over: covered by the
     // registry's unit tests (`record.rs`), as is the cap on takeovers.
+}
+
+#[test]
+fn with_one_of_three_broker_servers_killed_the_service_goes_on_and_with_all_three_it_waits() {
+    let dir = scratch("cluster-three");
+    let cluster = NatsCluster::new(&dir);
+    let mut servers = cluster.start_all();
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let three_copies = "stream_replicas = 3";
+    let a = replica_with("a", &cluster.urls(), &dir, &section, three_copies, FIXTURE);
+    let b = replica_with("b", &cluster.urls(), &dir, &section, three_copies, FIXTURE);
+    let ready = |service: &Service| {
+        service
+            .client
+            .get(service.url("/ready"))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    for service in [&a, &b] {
+        eventually(Duration::from_secs(30), "the broker connected", || {
+            service.health()["broker"] == "connected"
+        });
+    }
+    // Warm: the cluster has elected its leaders, the streams exist in three copies,
+    // both engines run (so both replicas are ready).
+    let on_a = Subscription::open(&a.url("/detect/stream"));
+    detect_with_token(&b);
+    on_a.wait_for(Duration::from_secs(60), |e| {
+        e["mediaStatus"] == "AIProcessed"
+    });
+    detect_with_token(&a);
+    for service in [&a, &b] {
+        eventually(Duration::from_secs(30), "ready on the cluster", || {
+            ready(service) == 200
+        });
+    }
+
+    // The server A is connected to dies without a word.
+    let index = servers
+        .iter()
+        .position(|server| server.serves("a"))
+        .expect("A is connected to one of the three servers");
+    drop(servers.remove(index));
+
+    // The subscriber already on A and a new one on B both see every detection made on
+    // either replica after the loss; both replicas stay (or come back to) ready.
+    let on_b = Subscription::open(&b.url("/detect/stream"));
+    for service in [&a, &b, &a] {
+        detect_with_token(service);
+    }
+    for (subscription, whose) in [(&on_a, "A's"), (&on_b, "B's")] {
+        for n in 1..=3 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "{whose} stream saw {} of 3", n - 1);
+                let frame = subscription.next_frame(left);
+                if frame.event.is_none() && frame.json()["mediaStatus"] == "AIProcessed" {
+                    break;
+                }
+            }
+        }
+    }
+    for service in [&a, &b] {
+        eventually(
+            Duration::from_secs(20),
+            "ready on two servers of three",
+            || ready(service) == 200,
+        );
+    }
+
+    // All three gone: out of the rotation within seconds, photos still answered, their
+    // annotations kept in each replica's journal until the cluster is back.
+    drop(servers);
+    for service in [&a, &b] {
+        eventually(
+            Duration::from_secs(10),
+            "not ready without a broker",
+            || ready(service) == 503,
+        );
+    }
+    detect_with_token(&a);
+    detect_with_token(&b);
+    let _servers = cluster.start_all();
+    // 2 warm + 3 with one server down + 2 with none: every one delivered, duplicates
+    // only ever under the same key.
+    let keys = || {
+        annotations
+            .calls_to("/annotations")
+            .iter()
+            .map(|c| c.headers["idempotency-key"].clone())
+            .collect::<std::collections::HashSet<_>>()
+    };
+    eventually(
+        Duration::from_secs(90),
+        "all seven annotations delivered",
+        || keys().len() == 7,
+    );
+    for service in [&a, &b] {
+        eventually(Duration::from_secs(30), "ready again", || {
+            ready(service) == 200
+        });
+    }
+}
+
+#[test]
+fn the_same_media_posted_to_two_replicas_at_the_same_moment_runs_once() {
+    let dir = scratch("cluster-race");
+    let nats = Nats::start(&dir);
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let a = replica("a", &nats.url, &dir, &section);
+    let b = replica("b", &nats.url, &dir, &section);
+    for service in [&a, &b] {
+        eventually(Duration::from_secs(10), "the broker connected", || {
+            service.health()["broker"] == "connected"
+        });
+    }
+    let clip = dir.join("videos").join("race.mp4");
+    std::fs::create_dir_all(clip.parent().unwrap()).unwrap();
+    person_clip(&clip, 20, 25, "mod(t*200,450)");
+    let every_frame = json!({"frame_period_recognition": 1});
+    // Several rounds: one replica or the other may win, never both.
+    for round in 0..5 {
+        let media = format!("race-{round}");
+        annotations.set_media(&media, clip.to_str().unwrap());
+        let start = std::sync::Barrier::new(2);
+        let post = |service: &Service| {
+            start.wait();
+            start_job(service, &media, every_frame.clone())
+        };
+        let (on_a, on_b) = std::thread::scope(|scope| {
+            let on_a = scope.spawn(|| post(&a));
+            let on_b = scope.spawn(|| post(&b));
+            (on_a.join().unwrap(), on_b.join().unwrap())
+        });
+        let mut statuses = [on_a.0, on_b.0];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 409],
+            "round {round}: A {on_a:?}, B {on_b:?}"
+        );
+        let winner = if on_a.0 == 200 { &a } else { &b };
+        let stopped = winner
+            .client
+            .delete(winner.url(&format!("/detect/{media}")))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(stopped, 200, "round {round}");
+    }
 }

@@ -29,6 +29,8 @@ pub const STORED_TOTAL: &str = "detections_broker_annotations_stored_total";
 pub const REDELIVERED_TOTAL: &str = "detections_broker_annotations_redelivered_total";
 /// Annotations moved to the dead-letter stream.
 pub const DEAD_TOTAL: &str = "detections_broker_annotations_dead_total";
+/// Deliveries whose acknowledgement the broker confirmed (no redelivery follows).
+pub const DELIVERED_TOTAL: &str = "detections_broker_annotations_delivered_total";
 
 /// The header that says why an annotation is a dead letter.
 const REASON: &str = "Detections-Reason";
@@ -66,6 +68,10 @@ impl BrokerDelivery {
             "Annotation deliveries tried again after a transient failure"
         );
         metrics::describe_counter!(DEAD_TOTAL, "Annotations moved to the dead-letter stream");
+        metrics::describe_counter!(
+            DELIVERED_TOTAL,
+            "Annotations delivered whose acknowledgement the broker confirmed"
+        );
         let stop = CancellationToken::new();
         tokio::spawn(deliver_forever(
             Arc::clone(&broker),
@@ -319,7 +325,12 @@ async fn deliver_some(
             .deliver_with_key(&entry.annotation, entry.authorization.clone(), &entry.key)
             .await;
         match outcome {
-            Ok(()) => message.ack().await.map_err(BrokerError::of)?,
+            // Confirmed by the broker, so the count means "will not come again"
+            // (short of the broker losing its own state).
+            Ok(()) => {
+                message.double_ack().await.map_err(BrokerError::of)?;
+                metrics::counter!(DELIVERED_TOTAL).increment(1);
+            }
             Err(AnnotationError::Transient(reason)) if delivered < policy.max_deliveries => {
                 metrics::counter!(REDELIVERED_TOTAL).increment(1);
                 let delay = backoff(policy, delivered);

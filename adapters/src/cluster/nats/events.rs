@@ -154,6 +154,7 @@ impl EventPublisher for NatsEvents {
             closed: self.closed.clone(),
             messages: None,
             subscribers: Arc::clone(&self.subscribers),
+            subscribed_at: async_nats::datetime::now(),
         })
     }
 
@@ -172,6 +173,9 @@ struct NatsReceiver {
     closed: CancellationToken,
     messages: Option<push::Ordered>,
     subscribers: Arc<AtomicUsize>,
+    /// "From now on" is from the request, not from when the broker first answers: a
+    /// consumer made during a failover, seconds later, still starts here.
+    subscribed_at: async_nats::datetime::DateTime,
 }
 
 impl Drop for NatsReceiver {
@@ -181,7 +185,7 @@ impl Drop for NatsReceiver {
 }
 
 impl NatsReceiver {
-    /// The ordered consumer, from just after `Last-Event-ID` (or from now on); when
+    /// The ordered consumer, from just after `Last-Event-ID` (or from the request on); when
     /// events after it have already left the stream, how many.
     async fn open(&mut self) -> Result<Option<u64>, BrokerError> {
         let mut stream = self.broker.events_stream().await?.clone();
@@ -192,7 +196,12 @@ impl NatsReceiver {
             .state
             .first_sequence;
         let (policy, missed) = match self.request.after {
-            None => (DeliverPolicy::New, None),
+            None => (
+                DeliverPolicy::ByStartTime {
+                    start_time: self.subscribed_at,
+                },
+                None,
+            ),
             Some(after) if after + 1 < first => (
                 DeliverPolicy::ByStartSequence {
                     start_sequence: first,
@@ -264,6 +273,16 @@ impl EventReceiver for NatsReceiver {
                 continue;
             };
             let id = info.stream_sequence;
+            // After a reconnect the client recreates its consumer by itself, from the
+            // start of the stream when nothing was delivered yet: never hand out again
+            // what came before this subscriber's start.
+            let before_start = match self.request.after {
+                Some(after) => id <= after,
+                None => info.published < self.subscribed_at,
+            };
+            if before_start {
+                continue;
+            }
             let Some(event) = decode(&message.payload) else {
                 continue;
             };
