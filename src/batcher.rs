@@ -137,6 +137,15 @@ impl Batcher {
 
     /// Candidates of every view, in the submission's order. Blocks until all are done.
     pub fn run(&self, submission: Submission) -> Result<Vec<Vec<Candidate>>, FrameError> {
+        self.run_reporting(submission, &mut |_| {})
+    }
+
+    /// [`Self::run`], telling `on_done` how many views are done each time one is.
+    pub fn run_reporting(
+        &self,
+        submission: Submission,
+        on_done: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<Candidate>>, FrameError> {
         let count = submission.views.len();
         if count == 0 {
             return Ok(Vec::new());
@@ -169,11 +178,12 @@ impl Batcher {
             id,
         };
         let mut results: Vec<Option<Vec<Candidate>>> = vec![None; count];
-        for _ in 0..count {
+        for done in 1..=count {
             let (index, result) = replies.recv().map_err(|_| {
                 FrameError::Engine(EngineError::Inference("the batch worker stopped".into()))
             })?;
             results[index] = Some(result?);
+            on_done(done);
         }
         Ok(results.into_iter().map(Option::unwrap_or_default).collect())
     }

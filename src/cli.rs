@@ -25,7 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (the default).
     Serve,
-    /// Detect objects in image files without the server; one JSON line per file.
+    /// Detect objects in image and video files without the server: one JSON line per
+    /// photo, one per kept frame of a video; a progress bar on stderr when it is a
+    /// terminal.
     Detect(DetectArgs),
     /// Time decode, preprocess, engine and the whole pipeline per file; one JSON line
     /// per file, the keys of `scripts/reference.py --bench`.
@@ -48,7 +50,7 @@ pub struct DeadLettersArgs {
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
-    /// Image files.
+    /// Image or video files (videos by extension: mp4, mov, mkv, webm, avi, ts, …).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Write each image with its boxes and labels drawn into this folder.

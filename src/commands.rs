@@ -3,6 +3,7 @@
 mod dead_letters;
 mod detect;
 mod gpu_info;
+mod progress;
 mod serve;
 
 pub use dead_letters::dead_letters;

@@ -22,7 +22,7 @@ mod events;
 mod jobs;
 mod media;
 mod model_source;
-mod video;
+pub mod video;
 
 use std::sync::Arc;
 

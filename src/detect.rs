@@ -148,6 +148,41 @@ impl FrameDetector {
             .collect())
     }
 
+    /// [`Self::detect_frame`] telling `on_views(done, total)` as its views come back
+    /// (a tiled photo's progress), first with `done` 0.
+    pub fn detect_frame_reporting(
+        &self,
+        engine: &Arc<dyn InferenceEngine>,
+        frame: &Arc<RgbFrame>,
+        settings: &RecognitionSettings,
+        on_views: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Detection>, FrameError> {
+        let spec = engine.spec();
+        let plan = plan_views(frame.size(), spec.input_size, settings, self.view_rules);
+        let total = plan.views().len();
+        on_views(0, total);
+        let per_view = self.batcher.run_reporting(
+            Submission {
+                engine: Arc::clone(engine),
+                cap: per_call(spec, settings),
+                threshold: settings.probability_threshold(),
+                views: plan
+                    .views()
+                    .iter()
+                    .map(|v| (Arc::clone(frame), *v))
+                    .collect(),
+            },
+            &mut |done| on_views(done, total),
+        )?;
+        Ok(plan.finish(
+            per_view,
+            spec.layout.needs_nms(),
+            self.nms_iou,
+            settings,
+            &self.classes,
+        ))
+    }
+
     /// Only the preprocessing of [`Self::detect_frame`]: every view letterboxed into
     /// `tensors`, one tensor per engine call (reused between calls). Returns the number
     /// of views. For benchmarks, which time the engine on the filled tensors apart.

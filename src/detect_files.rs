@@ -1,15 +1,20 @@
-//! `detections detect <files…>`: the pipeline without the server.
+//! `detections detect <files…>`: the pipeline without the server. Photos give one JSON
+//! line each; videos (by extension, [`is_video`]) one line per frame the service's
+//! video rules keep (spec A6: `frame_period_recognition`, the tracking gate).
+
+mod video;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use domain::settings::RecognitionSettings;
-use ports::{DetectionDto, DrawnBox, FrameAnnotator, RgbFrame};
+use ports::{DetectionDto, DrawnBox, FrameAnnotator, InferenceEngine, RgbFrame, VideoDecoder};
 use serde::Serialize;
 
 use crate::detect::FrameDetector;
 use crate::engine::EngineManager;
+use crate::progress::Progress;
 
 #[derive(Serialize)]
 struct FileResult<'a> {
@@ -17,65 +22,114 @@ struct FileResult<'a> {
     detections: &'a [DetectionDto],
 }
 
-/// Runs every file; prints one JSON line per success on `out`, one reason per failure on
-/// `err`. Returns how many files failed.
-pub async fn run(
-    files: &[PathBuf],
-    settings: &RecognitionSettings,
-    engines: &Arc<EngineManager>,
-    detector: &Arc<FrameDetector>,
-    annotate: Option<(&Path, Arc<dyn FrameAnnotator>)>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> usize {
-    let engine = match engines.ensure().await {
-        Ok(engine) => engine,
-        Err(unavailable) => {
-            let _ = writeln!(err, "{unavailable}");
-            return files.len();
-        }
-    };
-    let mut failed = 0;
-    for file in files {
-        let shown = file.display().to_string();
-        let worker = Arc::clone(detector);
-        let engine = Arc::clone(&engine);
-        let settings = settings.clone();
-        let path = file.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
-            let frame = Arc::new(worker.decode(&bytes).map_err(|e| e.to_string())?);
-            let detections = worker
-                .detect_frame(&engine, &frame, &settings)
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((frame, worker.to_dtos(&detections)))
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("aborted: {e}")));
-        match outcome {
-            Ok((frame, dtos)) => {
-                let line = serde_json::to_string(&FileResult {
-                    file: &shown,
-                    detections: &dtos,
-                })
-                .unwrap_or_default();
-                let _ = writeln!(out, "{line}");
-                if let Some((dir, annotator)) = &annotate {
-                    let target = dir.join(annotated_name(file));
-                    let boxes = drawn_boxes(&frame, &dtos, detector.as_ref());
-                    if let Err(e) = annotator.write(&frame, &boxes, &target) {
-                        let _ = writeln!(err, "{shown}: cannot write {}: {e}", target.display());
-                        failed += 1;
-                    }
-                }
+/// What detecting files needs: the engine, the detector, the video decoder and where
+/// progress is shown.
+pub struct DetectFiles {
+    pub engines: Arc<EngineManager>,
+    pub detector: Arc<FrameDetector>,
+    pub decoder: Arc<dyn VideoDecoder>,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl DetectFiles {
+    /// Runs every file; prints JSON lines on `out`, one reason per failure on `err`.
+    /// Returns how many files failed.
+    pub async fn run(
+        &self,
+        files: &[PathBuf],
+        settings: &RecognitionSettings,
+        annotate: Option<(&Path, Arc<dyn FrameAnnotator>)>,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> usize {
+        let engine = match self.engines.ensure().await {
+            Ok(engine) => engine,
+            Err(unavailable) => {
+                let _ = writeln!(err, "{unavailable}");
+                return files.len();
             }
-            Err(reason) => {
+        };
+        let mut failed = 0;
+        for file in files {
+            let shown = file.display().to_string();
+            let outcome = if is_video(file) {
+                video::detect(self, &engine, file, &shown, settings, out).await
+            } else {
+                self.photo(&engine, file, &shown, settings, annotate.as_ref(), out)
+                    .await
+            };
+            if let Err(reason) = outcome {
                 let _ = writeln!(err, "{shown}: {reason}");
                 failed += 1;
             }
         }
+        failed
     }
-    failed
+
+    async fn photo(
+        &self,
+        engine: &Arc<dyn InferenceEngine>,
+        file: &Path,
+        shown: &str,
+        settings: &RecognitionSettings,
+        annotate: Option<&(&Path, Arc<dyn FrameAnnotator>)>,
+        out: &mut dyn Write,
+    ) -> Result<(), String> {
+        let worker = Arc::clone(&self.detector);
+        let engine = Arc::clone(engine);
+        let progress = Arc::clone(&self.progress);
+        let settings = settings.clone();
+        let path = file.to_path_buf();
+        let name = shown.to_string();
+        let (frame, dtos) = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
+            let frame = Arc::new(worker.decode(&bytes).map_err(|e| e.to_string())?);
+            // A bar only for a photo cut into several tiles.
+            let mut bar = None;
+            let found =
+                worker.detect_frame_reporting(&engine, &frame, &settings, &mut |done, total| {
+                    if total > 1 {
+                        bar.get_or_insert_with(|| {
+                            progress.start(&name, Some(total as u64), "tiles")
+                        })
+                        .set(done as u64);
+                    }
+                });
+            if let Some(bar) = bar {
+                bar.finish(found.is_ok());
+            }
+            let detections = found.map_err(|e| e.to_string())?;
+            Ok::<_, String>((frame, worker.to_dtos(&detections)))
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("aborted: {e}")))?;
+        let line = serde_json::to_string(&FileResult {
+            file: shown,
+            detections: &dtos,
+        })
+        .unwrap_or_default();
+        let _ = writeln!(out, "{line}");
+        if let Some((dir, annotator)) = annotate {
+            let target = dir.join(annotated_name(file));
+            let boxes = drawn_boxes(&frame, &dtos, self.detector.as_ref());
+            annotator
+                .write(&frame, &boxes, &target)
+                .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Containers the command line reads as videos (ffmpeg reads more: name them so).
+const VIDEO_EXTENSIONS: [&str; 11] = [
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "mts", "mpg", "mpeg", "flv",
+];
+
+/// Whether `file` is read as a video (by its extension, case-insensitive).
+pub fn is_video(file: &Path) -> bool {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 fn annotated_name(file: &Path) -> String {

@@ -17,4 +17,5 @@ pub mod bench;
 pub mod detect;
 pub mod detect_files;
 pub mod engine;
+pub mod progress;
 pub mod service;

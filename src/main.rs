@@ -71,7 +71,10 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Serve => runtime.block_on(commands::serve(config, core)),
-        Command::Detect(args) => runtime.block_on(commands::detect(args, core)),
+        Command::Detect(args) => {
+            let decoder = compose::video::build(&config.video);
+            runtime.block_on(commands::detect(args, core, decoder))
+        }
         Command::BenchFrames(args) => {
             let threads = match &config.engine {
                 EngineConfig::Onnx(onnx) => onnx.intra_threads,

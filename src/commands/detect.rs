@@ -5,14 +5,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use adapters::image::JpegAnnotator;
-use detections::{bench, detect_files};
+use detections::bench;
+use detections::detect_files::DetectFiles;
 use domain::settings::{RecognitionSettings, SettingsPatch};
+use ports::VideoDecoder;
 
 use crate::cli::{BenchArgs, DetectArgs};
 use crate::compose::Core;
 use crate::fail;
 
-pub async fn detect(args: DetectArgs, core: Core) -> ExitCode {
+pub async fn detect(args: DetectArgs, core: Core, decoder: Arc<dyn VideoDecoder>) -> ExitCode {
     let settings = match detect_settings(&args) {
         Ok(settings) => settings,
         Err(e) => return fail(e),
@@ -21,17 +23,22 @@ pub async fn detect(args: DetectArgs, core: Core) -> ExitCode {
         let writer: Arc<dyn ports::FrameAnnotator> = Arc::new(JpegAnnotator);
         (dir, writer)
     });
-    let failed = detect_files::run(
-        &args.files,
-        &settings,
-        &core.engines,
-        &core.detector,
-        annotate,
-        // Unlocked handles: a held stderr lock would block the runtime's log lines.
-        &mut std::io::stdout(),
-        &mut std::io::stderr(),
-    )
-    .await;
+    let files = DetectFiles {
+        engines: core.engines,
+        detector: core.detector,
+        decoder,
+        progress: super::progress::for_stderr(),
+    };
+    let failed = files
+        .run(
+            &args.files,
+            &settings,
+            annotate,
+            // Unlocked handles: a held stderr lock would block the runtime's log lines.
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+        .await;
     exit_for(failed)
 }
 
