@@ -81,9 +81,12 @@ pub fn config_file(dir: &Path, model_dir: &Path, model: &str, extra: &str) -> Pa
     path
 }
 
-/// The binary, with no configuration from the test's own environment leaking in.
+/// The binary (`DETECTIONS_TEST_BINARY` when set: the e2e stage points it at the
+/// release build), with no configuration from the test's own environment leaking in.
 pub fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_detections"));
+    let program = std::env::var_os("DETECTIONS_TEST_BINARY")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_detections").into());
+    let mut command = Command::new(program);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
         if key.starts_with("DETECTIONS_")

@@ -26,6 +26,20 @@ pub fn build_release(root: &Path) -> Result<PathBuf> {
     Ok(target.join("release"))
 }
 
+/// The console's browser tests (`tests/console_browser.rs`) against the release
+/// binary instead of the debug one the tests stage used.
+pub fn browser(root: &Path, release: &Path) -> Result<()> {
+    let mut cmd = crate::cargo();
+    cmd.args(["test", "-p", "detections", "--test", "console_browser"])
+        .env("DETECTIONS_TEST_BINARY", release.join("detections"));
+    crate::export_env(&mut cmd, root);
+    let status = cmd.status().context("could not run the browser tests")?;
+    if !status.success() {
+        bail!("the console's browser tests failed ({status})");
+    }
+    Ok(())
+}
+
 /// Runs one of the test scripts with the release binaries and assets exported.
 pub fn script(root: &Path, release: &Path, script: &str) -> Result<()> {
     let mut cmd = Command::new("bash");

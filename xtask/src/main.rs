@@ -127,7 +127,9 @@ fn export_env(cmd: &mut Command, root: &Path) {
     let assets = root.join("assets");
     cmd.current_dir(root)
         .env("TEST_ASSETS_DIR", &assets)
-        .env("REFERENCE_PYTHON", fetch::venv_python(root));
+        .env("REFERENCE_PYTHON", fetch::venv_python(root))
+        // The console's browser tests fail, not skip, without Chromium here.
+        .env("DETECTIONS_REQUIRE_BROWSER", "1");
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         cmd.env("ORT_DYLIB_PATH", fetch::ort_library(root));
     }
@@ -237,6 +239,12 @@ fn end_to_end(root: &Path, times: &mut Timings) -> Result<()> {
     stage("e2e", "release binary with the stand-in over HTTP");
     e2e::script(root, &release, "deploy/tests/release.sh").context("stage `e2e` failed")?;
     times.lap("e2e: release binary");
+    stage(
+        "e2e",
+        "the console in headless Chromium, against the release binary",
+    );
+    e2e::browser(root, &release).context("stage `e2e` failed")?;
+    times.lap("e2e: console in a browser");
     stage(
         "e2e",
         "Docker rollout: images, local registry, deploy/rollback",

@@ -260,7 +260,7 @@ async function loadMetrics() {
       batchCount: metric(text, 'detections_batch_size_count'),
       frames: metric(text, 'detections_video_frames_inferred_total'),
     };
-    const inFlight = metric(text, 'detections_requests_in_flight');
+    const inFlight = metric(text, 'detections_active_inferences');
     $('in-flight').textContent = inFlight === null ? '–' : String(inFlight);
     if (previous) {
       const seconds = (now.at - previous.at) / 1000;
