@@ -68,6 +68,8 @@ pub struct EngineManager {
     engine: RwLock<Option<Arc<dyn InferenceEngine>>>,
     attempt: Mutex<Attempt>,
     gpu: Option<GpuSetup>,
+    /// Serves when `factory` cannot start (configured only, reported as `Warning`).
+    fallback: Option<Arc<dyn EngineFactory>>,
 }
 
 #[derive(Debug, Default)]
@@ -83,7 +85,20 @@ impl EngineManager {
         classes: Arc<ClassTable>,
         options: EngineOptions,
     ) -> Arc<Self> {
-        Self::build(source, factory, classes, options, None)
+        Self::build(source, factory, classes, options, None, None)
+    }
+
+    /// [`Self::new`] that serves from `fallback` when `factory` cannot start (a missing
+    /// or broken library, a precision the machine lacks): `Warning` with the reason,
+    /// never silently.
+    pub fn with_fallback(
+        source: Arc<dyn ModelSource>,
+        factory: Arc<dyn EngineFactory>,
+        classes: Arc<ClassTable>,
+        options: EngineOptions,
+        fallback: Arc<dyn EngineFactory>,
+    ) -> Arc<Self> {
+        Self::build(source, factory, classes, options, None, Some(fallback))
     }
 
     /// A manager that starts the GPU engine (spec A4): a pre-built TensorRT engine when
@@ -95,7 +110,7 @@ impl EngineManager {
         options: EngineOptions,
         gpu: GpuSetup,
     ) -> Arc<Self> {
-        Self::build(source, factory, classes, options, Some(gpu))
+        Self::build(source, factory, classes, options, Some(gpu), None)
     }
 
     fn build(
@@ -104,6 +119,7 @@ impl EngineManager {
         classes: Arc<ClassTable>,
         options: EngineOptions,
         gpu: Option<GpuSetup>,
+        fallback: Option<Arc<dyn EngineFactory>>,
     ) -> Arc<Self> {
         let (status, _) = watch::channel(Health {
             availability: Availability::None,
@@ -120,6 +136,7 @@ impl EngineManager {
             engine: RwLock::new(None),
             attempt: Mutex::new(Attempt::default()),
             gpu,
+            fallback,
         })
     }
 
@@ -214,9 +231,39 @@ impl EngineManager {
             .await
             .map_err(|e| format!("cannot load {name}: {e}"))?;
         self.move_to(Availability::Converting);
-        let factory = Arc::clone(&self.factory);
+        let built = self.build_engine(&self.factory, &artifact).await;
+        let (engine, next) = match (built, &self.fallback) {
+            (Ok(engine), _) => (engine, Availability::Enabled),
+            (Err(reason), None) => return Err(reason),
+            (Err(reason), Some(fallback)) => {
+                let engine = self
+                    .build_engine(fallback, &artifact)
+                    .await
+                    .map_err(|e| format!("{reason}; the fallback failed too: {e}"))?;
+                let note = format!(
+                    "{reason}; serving on {} (engine fallback)",
+                    engine.engine_type()
+                );
+                tracing::warn!(%note, "engine started on its fallback");
+                (engine, Availability::Warning(Reason::new(note)))
+            }
+        };
+        let engine_type = self.install_as(engine, next);
+        tracing::info!(engine = %engine_type, "engine enabled");
+        Ok(())
+    }
+
+    /// `factory`'s engine for `artifact`, its classes checked and warmed up, off the
+    /// async runtime.
+    async fn build_engine(
+        &self,
+        factory: &Arc<dyn EngineFactory>,
+        artifact: &ports::ModelArtifact,
+    ) -> Result<Arc<dyn InferenceEngine>, String> {
+        let factory = Arc::clone(factory);
         let classes = Arc::clone(&self.classes);
-        let engine = tokio::task::spawn_blocking(move || {
+        let artifact = artifact.clone();
+        tokio::task::spawn_blocking(move || {
             let engine = factory.build(&artifact).map_err(|e| e.to_string())?;
             classes
                 .check_model_classes(engine.spec().class_count)
@@ -225,10 +272,7 @@ impl EngineManager {
             Ok::<_, String>(engine)
         })
         .await
-        .map_err(|e| format!("engine build aborted: {e}"))??;
-        let engine_type = self.install_as(engine, Availability::Enabled);
-        tracing::info!(engine = %engine_type, "engine enabled");
-        Ok(())
+        .map_err(|e| format!("engine build aborted: {e}"))?
     }
 
     /// Installs `engine` and moves to `next` in one status change, so nobody sees the

@@ -192,3 +192,48 @@ fn the_engine_says_which_precision_it_chose() {
         "{health}"
     );
 }
+
+/// A missing OpenVINO library with `allow_onnx_fallback`: the service serves on ONNX
+/// Runtime and says so (`Warning`, the reason naming the library), never silently.
+#[test]
+fn a_missing_openvino_library_falls_back_to_onnx_runtime_as_a_warning_when_allowed() {
+    let dir = scratch("openvino-fallback");
+    let config = config_file(&dir, &assets().join("models"), "azaion.onnx", LOCAL_PORT_0);
+    let missing = dir.join("nowhere/libopenvino_c.so.2641");
+    let mut command = binary();
+    command
+        .envs(openvino_env(&dir, "auto"))
+        .env("DETECTIONS_ENGINE__LIBRARY", &missing)
+        .env("DETECTIONS_ENGINE__ALLOW_ONNX_FALLBACK", "true")
+        .env("DETECTIONS_ENGINE__ONNX_LIBRARY", ort_library());
+    let (mut child, address) = serve_with(command, &config);
+    let client = reqwest::blocking::Client::new();
+    let photo = std::fs::read(assets().join("photos/bus.jpg")).unwrap();
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(photo).file_name("bus.jpg"),
+    );
+    let response = client
+        .post(format!("http://{address}/detect"))
+        .multipart(form)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let people: Value = response.json().unwrap_or(Value::Null);
+    let health: Value = client
+        .get(format!("http://{address}/health"))
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or(Value::Null);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200, "{people}");
+    assert!(!people.as_array().unwrap().is_empty(), "people on the bus");
+    assert_eq!(health["aiAvailability"], "Warning", "{health}");
+    assert_eq!(health["engineType"], "onnx", "{health}");
+    let reason = health["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("nowhere/libopenvino_c.so.2641") && reason.contains("serving on onnx"),
+        "{health}"
+    );
+}

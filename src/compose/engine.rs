@@ -27,7 +27,16 @@ pub fn build(
     let engine = &config.engine;
     if let EngineConfig::Openvino(openvino) = engine {
         let factory = Arc::new(OpenvinoEngineFactory::new(openvino.into()));
-        return EngineManager::new(source, factory, classes, options);
+        return match openvino.onnx_fallback() {
+            Some(onnx) => EngineManager::with_fallback(
+                source,
+                factory,
+                classes,
+                options,
+                Arc::new(OnnxEngineFactory::new(onnx)),
+            ),
+            None => EngineManager::new(source, factory, classes, options),
+        };
     }
     let cpu_factory = Arc::new(OnnxEngineFactory::new(engine.onnx_runtime()));
     let (Some(gpu), Some(gpu_runtime)) = (engine.gpu(), engine.gpu_runtime()) else {

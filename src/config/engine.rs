@@ -132,8 +132,25 @@ pub struct OpenvinoEngineSettings {
     pub cache_dir: PathBuf,
     /// Nice value of the inference threads (0 = as the process).
     pub inference_nice: i32,
+    /// Serve on ONNX Runtime when OpenVINO cannot start (its library missing or
+    /// broken, a precision the CPU lacks): `Warning` with the reason. Off: `Error`.
+    pub allow_onnx_fallback: bool,
+    /// The ONNX Runtime library that fallback loads.
+    pub onnx_library: PathBuf,
     #[serde(flatten)]
     pub model_run: ModelRunSettings,
+}
+
+impl OpenvinoEngineSettings {
+    /// The fallback's ONNX Runtime settings, when one is allowed.
+    pub fn onnx_fallback(&self) -> Option<OnnxEngineConfig> {
+        self.allow_onnx_fallback.then(|| OnnxEngineConfig {
+            library: self.onnx_library.clone(),
+            layout: self.model_run.layout.fixed(),
+            max_batch: self.model_run.max_batch,
+            ..OnnxEngineConfig::default()
+        })
+    }
 }
 
 impl Default for OpenvinoEngineSettings {
@@ -145,6 +162,8 @@ impl Default for OpenvinoEngineSettings {
             requests: 1,
             cache_dir: PathBuf::from("cache/openvino"),
             inference_nice: 5,
+            allow_onnx_fallback: false,
+            onnx_library: OnnxEngineSettings::default().library,
             model_run: ModelRunSettings::default(),
         }
     }

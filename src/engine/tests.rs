@@ -268,6 +268,79 @@ async fn failed_build_and_failed_warm_up_leave_an_error() {
     assert_eq!(status.engine_type, None);
 }
 
+/// A factory whose runtime library cannot be loaded.
+fn missing_library() -> MockEngineFactory {
+    let mut factory = MockEngineFactory::new();
+    factory.expect_build().returning(|_| {
+        Err(EngineError::Runtime(
+            "cannot load libopenvino_c.so.2641: no such file".into(),
+        ))
+    });
+    factory
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_fallback_serves_as_a_warning_naming_both_engines() {
+    let manager = EngineManager::with_fallback(
+        Arc::new(found_source()),
+        Arc::new(missing_library()),
+        two_classes(),
+        options(Duration::from_secs(60)),
+        Arc::new(factory_of(working_engine(2))),
+    );
+    let seen = record(&manager);
+    let engine = manager.ensure().await.expect("the fallback serves");
+    assert_eq!(engine.engine_type(), ports::EngineKind::Onnx);
+    let status = manager.status();
+    let reason = match &status.availability {
+        Availability::Warning(reason) => reason.as_str().to_string(),
+        other => panic!("expected Warning, got {other:?}"),
+    };
+    assert!(reason.contains("libopenvino_c.so.2641"), "{reason}");
+    assert!(reason.contains("serving on onnx"), "{reason}");
+    assert_eq!(status.engine_type, Some(ports::EngineKind::Onnx));
+    until(|| seen.lock().unwrap().len() >= 4).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["None", "Downloading", "Converting", "Warning"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_fallback_or_when_it_fails_too_the_engine_is_an_error_with_both_reasons() {
+    let alone = make_manager(found_source(), missing_library(), Duration::from_secs(60));
+    let status = alone.ensure().await.err().expect("no engine").status;
+    assert!(matches!(status.availability, Availability::Error(_)));
+    assert!(
+        status
+            .availability
+            .reason()
+            .unwrap()
+            .contains("libopenvino_c")
+    );
+
+    let mut broken_too = MockEngineFactory::new();
+    broken_too.expect_build().returning(|_| {
+        Err(EngineError::Runtime(
+            "cannot load libonnxruntime.so.1.32.0".into(),
+        ))
+    });
+    let both = EngineManager::with_fallback(
+        Arc::new(found_source()),
+        Arc::new(missing_library()),
+        two_classes(),
+        options(Duration::from_secs(60)),
+        Arc::new(broken_too),
+    );
+    let status = both.ensure().await.err().expect("no engine").status;
+    let reason = status.availability.reason().unwrap().to_string();
+    assert!(matches!(status.availability, Availability::Error(_)));
+    assert!(
+        reason.contains("libopenvino_c") && reason.contains("libonnxruntime"),
+        "{reason}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_start_is_visible_and_the_caller_gives_up_in_time() {
     let mut source = MockModelSource::new();
