@@ -3,7 +3,8 @@
 # three NATS servers (JetStream, three copies of everything), three replicas, HAProxy.
 # Checks, through HAProxy only: every replica becomes ready, on the broker, and says
 # which it is; detections on round-robin replicas all reach one event stream served
-# by one of them; a replica killed outright leaves the service answering. Skipped,
+# by one of them; a replica killed outright leaves the service answering; with one
+# NATS server of three killed, detections, the stream and readiness go on. Skipped,
 # loudly, where no Docker daemon answers.
 #
 # Needs the release binaries (cargo build --release -p detections -p standin),
@@ -122,5 +123,27 @@ for i in $(seq 6); do
   [[ "$code" == 200 ]] || fail "detect $i after the kill answered $code"
 done
 echo "6 detections after the kill, all 200"
+
+step "one NATS server of three killed: detection and the stream go on"
+compose kill nats-2 >/dev/null
+sleep 3
+curl -sSN --max-time 120 "$service/detect/stream" >"$work/stream2.txt" &
+stream_pid=$!
+sleep 1
+for i in 1 2 3; do
+  out=$(curl -sS --fail-with-body --max-time 120 -F "file=@$photo" "$service/detect") ||
+    fail "detect $i with one NATS server down: $out"
+done
+# A failover: the streams elect new leaders, subscribers' consumers are made again.
+for _ in $(seq 300); do
+  [[ $(grep -c '"mediaStatus":"AIProcessed"' "$work/stream2.txt" || true) -ge 3 ]] && break
+  sleep 0.2
+done
+[[ $(grep -c '"mediaStatus":"AIProcessed"' "$work/stream2.txt" || true) -ge 3 ]] ||
+  fail "with one NATS server down the stream saw $(grep -c AIProcessed "$work/stream2.txt" || true) of 3"
+kill "$stream_pid" 2>/dev/null || true
+stream_pid=""
+curl -fsS -o /dev/null "$service/ready" || fail "not ready with two NATS servers of three"
+echo "3 detections on the stream, and ready, with nats-2 down"
 
 step "cluster passed"

@@ -25,6 +25,10 @@ use tokio_util::sync::CancellationToken;
 use super::{Broker, BrokerError};
 use crate::events::passes;
 
+/// How long one try to open a subscriber's consumer may take, and the pause before
+/// the next.
+const OPEN_TRY: std::time::Duration = std::time::Duration::from_secs(3);
+const OPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Events waiting for the broker; past this, new ones are dropped (and counted).
 const PUBLISH_QUEUE: usize = 4096;
 /// Events published to the broker.
@@ -188,32 +192,39 @@ impl NatsReceiver {
     /// The ordered consumer, from just after `Last-Event-ID` (or from the request on); when
     /// events after it have already left the stream, how many.
     async fn open(&mut self) -> Result<Option<u64>, BrokerError> {
-        let mut stream = self.broker.events_stream().await?.clone();
-        let first = stream
-            .info()
-            .await
-            .map_err(BrokerError::of)?
-            .state
-            .first_sequence;
+        let stream = self.broker.events_stream().await?.clone();
         let (policy, missed) = match self.request.after {
+            // "From the request on" needs no round trip to the stream's leader.
             None => (
                 DeliverPolicy::ByStartTime {
                     start_time: self.subscribed_at,
                 },
                 None,
             ),
-            Some(after) if after + 1 < first => (
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: first,
-                },
-                Some(first - after - 1),
-            ),
-            Some(after) => (
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
-                None,
-            ),
+            Some(after) => {
+                let first = stream
+                    .clone()
+                    .info()
+                    .await
+                    .map_err(BrokerError::of)?
+                    .state
+                    .first_sequence;
+                if after + 1 < first {
+                    (
+                        DeliverPolicy::ByStartSequence {
+                            start_sequence: first,
+                        },
+                        Some(first - after - 1),
+                    )
+                } else {
+                    (
+                        DeliverPolicy::ByStartSequence {
+                            start_sequence: after + 1,
+                        },
+                        None,
+                    )
+                }
+            }
         };
         let consumer = stream
             .create_consumer(push::OrderedConfig {
@@ -238,9 +249,13 @@ impl EventReceiver for NatsReceiver {
             }
             if self.messages.is_none() {
                 let closed = self.closed.clone();
+                // Short tries, tried again soon: right after a server is lost the
+                // cluster may place the new consumer on the dead server (it takes a
+                // while to count it as gone), and such a try never answers.
                 let opened = tokio::select! {
                     () = closed.cancelled() => return None,
-                    opened = self.open() => opened,
+                    opened = tokio::time::timeout(OPEN_TRY, self.open()) => opened
+                        .unwrap_or_else(|_| Err(BrokerError("no answer in time".into()))),
                 };
                 match opened {
                     Ok(Some(missed)) if missed > 0 => return Some(StreamItem::Lagged { missed }),
@@ -249,7 +264,7 @@ impl EventReceiver for NatsReceiver {
                         tracing::warn!(error = %e, "event stream unavailable; retrying");
                         tokio::select! {
                             () = self.closed.cancelled() => return None,
-                            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                            () = tokio::time::sleep(OPEN_PAUSE) => {}
                         }
                         continue;
                     }
