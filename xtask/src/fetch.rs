@@ -206,7 +206,7 @@ pub fn fetch(root: &Path, runtime_only: bool) -> Result<()> {
 // ---------------------------------------------------------------- downloads
 
 /// Makes sure `.cache/wheels/<file>` exists with the pinned sha256; returns its path.
-fn ensure_wheel(root: &Path, wheel: &Wheel) -> Result<PathBuf> {
+pub fn ensure_wheel(root: &Path, wheel: &Wheel) -> Result<PathBuf> {
     let dir = root.join(".cache/wheels");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(wheel.file);

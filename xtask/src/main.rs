@@ -43,9 +43,11 @@ commands:
                           default 5000); --threads intra-op threads (default 2); --quick:
                           the smallest numbers (a smoke run) -> docs/performance.md
   bench-http [...]        the same as bench (an alias)
-  bench-engines [--rounds N] [--runs N] [--threads T]
+  bench-engines [--rounds N] [--runs N] [--threads T] [--http N | --no-http]
                           ONNX Runtime f32, OpenVINO f32 and OpenVINO bf16 side by side,
-                          engine-only and full pipeline, into docs/engines.md
+                          engine-only and full pipeline, and `POST /detect` on the Rust
+                          and Python services on ONNX Runtime and OpenVINO bf16 (RSS
+                          too), into docs/engines.md
 ";
 
 fn main() -> ExitCode {

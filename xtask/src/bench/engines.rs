@@ -69,6 +69,9 @@ pub struct EngineOptions {
     pub rounds: usize,
     pub runs: usize,
     pub threads: usize,
+    /// `POST /detect` requests per concurrency in the services' comparison (`--http`;
+    /// 0: `--no-http`, the engines only).
+    pub http_requests: usize,
 }
 
 pub fn parse(args: &[String]) -> Result<EngineOptions> {
@@ -76,6 +79,7 @@ pub fn parse(args: &[String]) -> Result<EngineOptions> {
         rounds: 5,
         runs: 5,
         threads: 2,
+        http_requests: 24,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -95,6 +99,8 @@ pub fn parse(args: &[String]) -> Result<EngineOptions> {
             "--rounds" => options.rounds = value(&mut args)?,
             "--runs" => options.runs = value(&mut args)?,
             "--threads" => options.threads = value(&mut args)?,
+            "--http" => options.http_requests = value(&mut args)?,
+            "--no-http" => options.http_requests = 0,
             other => bail!("bench-engines: unknown option {other}"),
         }
     }
@@ -142,11 +148,22 @@ pub fn bench_engines(root: &Path, options: &EngineOptions) -> Result<()> {
             }
         }
     }
+    let http = if options.http_requests > 0 {
+        super::engines_http::run(
+            root,
+            &binary,
+            &scratch,
+            options.threads,
+            options.http_requests,
+        )?
+    } else {
+        String::new()
+    };
     let _ = std::fs::remove_dir_all(&scratch);
     let mut doc = String::new();
     let line = format!(
-        "cargo xtask bench-engines --rounds {} --runs {} --threads {}",
-        options.rounds, options.runs, options.threads
+        "cargo xtask bench-engines --rounds {} --runs {} --threads {} --http {}",
+        options.rounds, options.runs, options.threads, options.http_requests
     );
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     let (runs, rounds) = (options.runs, options.rounds);
@@ -163,11 +180,11 @@ pub fn bench_engines(root: &Path, options: &EngineOptions) -> Result<()> {
          faster). Accuracy of each: `tests/openvino.rs`, below.\n\n\
          Machine: {machine}; bfloat16: {bf16}.\n"
     );
+    let _ = writeln!(doc, "{ACCURACY}");
     let _ = writeln!(
         doc,
         "| model, photo | engine | engine ms | × | full ms | × |\n|---|---|---:|---:|---:|---:|"
     );
-    let _ = writeln!(doc, "{ACCURACY}");
     for (case, per_engine) in CASES.iter().zip(&mut times) {
         let (base_engine, base_full) = {
             let (e, f) = &mut per_engine[0];
@@ -185,6 +202,7 @@ pub fn bench_engines(root: &Path, options: &EngineOptions) -> Result<()> {
             );
         }
     }
+    doc.push_str(&http);
     println!("\n{doc}");
     let target = root.join("docs/engines.md");
     std::fs::write(&target, doc).with_context(|| format!("cannot write {}", target.display()))?;

@@ -148,7 +148,7 @@ pub fn run(bench: &Bench, model: &Model) -> Result<ModelRun> {
 /// Starts a service, waits for `/health`, warms it up (the first request starts the
 /// engine), loads it at each concurrency, then sends the tiled photo and runs the soak
 /// if asked, reading memory between the steps.
-fn measure(
+pub fn measure(
     mut command: Command,
     port: u16,
     photo: &[u8],

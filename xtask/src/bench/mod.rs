@@ -16,6 +16,7 @@
 
 mod details;
 mod engines;
+mod engines_http;
 mod frames;
 mod http;
 mod machine;
