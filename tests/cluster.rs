@@ -855,3 +855,69 @@ fn the_same_media_posted_to_two_replicas_at_the_same_moment_runs_once() {
         assert_eq!(stopped, 200, "round {round}");
     }
 }
+
+#[test]
+fn twenty_photos_annotated_while_the_receiver_is_down_all_arrive_after_a_replica_dies() {
+    let dir = scratch("cluster-flood");
+    let nats = Nats::start(&dir);
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let fast = "ack_wait_secs = 2\nmax_deliveries = 1000";
+    let replicas: Vec<Service> = ["a", "b", "c"]
+        .iter()
+        .map(|name| replica_with(name, &nats.url, &dir, &section, fast, FIXTURE))
+        .collect();
+    for service in &replicas {
+        eventually(Duration::from_secs(10), "the broker connected", || {
+            service.health()["broker"] == "connected"
+        });
+    }
+    // The receiver answers 503: twenty photos across the replicas still get their
+    // answer, and each annotation is on the broker before the answer goes out.
+    annotations.fail("/annotations", 503, None);
+    for i in 0..20u8 {
+        let service = &replicas[usize::from(i) % 3];
+        let form = reqwest::blocking::multipart::Form::new().part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(png(64, 48, 10 * i)).file_name("p.png"),
+        );
+        let response = service
+            .client
+            .post(service.url("/detect"))
+            .header("Authorization", TOKEN)
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "photo {i}");
+    }
+    let stored: u64 = replicas
+        .iter()
+        .map(|s| s.counter("detections_broker_annotations_stored_total"))
+        .sum();
+    assert_eq!(stored, 20, "every annotation on the broker");
+    eventually(Duration::from_secs(20), "deliveries failing", || {
+        annotations.calls_to("/annotations").len() >= 3
+    });
+    // One replica dies without a word while the receiver is still down (it may hold
+    // the delivery in flight); then the receiver recovers.
+    let mut replicas = replicas;
+    let mut gone = replicas.pop().unwrap();
+    gone.child.kill().unwrap();
+    gone.child.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    annotations.reset();
+    let keys = || {
+        annotations
+            .calls_to("/annotations")
+            .iter()
+            .map(|c| c.headers["idempotency-key"].clone())
+            .collect::<std::collections::HashSet<_>>()
+    };
+    eventually(Duration::from_secs(90), "all twenty delivered", || {
+        keys().len() == 20
+    });
+    // Duplicates, if any, only ever under a key already seen: still twenty keys.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(keys().len(), 20);
+    assert!(annotations.calls_to("/annotations").len() >= 20);
+}
