@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Stage what the images COPY into deploy/dist/: the release binaries (built on the
-# host, `cargo build --release -p detections -p standin`) and the ONNX Runtime
-# library from assets/onnxruntime/ (`cargo xtask fetch --runtime-only`).
+# host, `cargo build --release -p detections -p standin`), the ONNX Runtime
+# library from assets/onnxruntime/ and OpenVINO's from assets/openvino/
+# (`cargo xtask fetch --runtime-only`).
 set -euo pipefail
 
 usage() {
   cat <<USAGE
 usage: $(basename "$0") [--help]
 
-Copies \$CARGO_TARGET_DIR/release/{detections,standin} (default target/) and
-assets/onnxruntime/* into deploy/dist/. The binaries lose their debug info
+Copies \$CARGO_TARGET_DIR/release/{detections,standin} (default target/),
+assets/onnxruntime/* and assets/openvino/* into deploy/dist/. The binaries lose their debug info
 (objcopy --strip-debug; symbols stay) unless STAGE_STRIP_DEBUG=0.
 USAGE
 }
@@ -23,7 +24,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 dist=$root/deploy/dist
 rm -rf "$dist"
-mkdir -p "$dist/onnxruntime"
+mkdir -p "$dist/onnxruntime" "$dist/openvino"
 for bin in detections standin; do
   if [[ ! -x "$target/release/$bin" ]]; then
     echo "missing $target/release/$bin: cargo build --release -p detections -p standin" >&2
@@ -42,4 +43,10 @@ if ((${#libs[@]} == 0)); then
   exit 1
 fi
 cp "${libs[@]}" "$dist/onnxruntime/"
+openvino=("$root"/assets/openvino/*.so*)
+if ((${#openvino[@]} == 0)); then
+  echo "missing assets/openvino/*.so*: cargo xtask fetch --runtime-only" >&2
+  exit 1
+fi
+cp "${openvino[@]}" "$dist/openvino/"
 echo "staged $(du -sh "$dist" | cut -f1) in $dist"

@@ -50,7 +50,7 @@ fail() {
 # --- images -------------------------------------------------------------------
 step "base image"
 "$deploy/build-base-image.sh"
-step "stage binaries and the ONNX Runtime library"
+step "stage binaries and the engine libraries"
 "$deploy/stage.sh"
 
 step "local registry on $registry"
@@ -135,6 +135,16 @@ uid=$(docker exec "$DETECTIONS_CONTAINER" id -u)
 echo "service runs as uid $uid"
 detect "$photo"
 "$deploy/health-check.sh" --ready --url "$service" || fail "v1 not ready after a detection"
+
+step "the same image on OpenVINO (detections detect in the running container)"
+docker cp "$photo" "$DETECTIONS_CONTAINER:/tmp/photo.jpg" >/dev/null
+ov_out=$(docker exec -e DETECTIONS_ENGINE__KIND=openvino "$DETECTIONS_CONTAINER" \
+  detections detect /tmp/photo.jpg 2>"$work/openvino.log") ||
+  fail "detect on OpenVINO: $(tail -5 "$work/openvino.log")"
+[[ "$ov_out" == *classNum* ]] || fail "no detections on OpenVINO: $ov_out"
+grep -q '"engine":"openvino"' "$work/openvino.log" ||
+  fail "the engine was not OpenVINO: $(tail -5 "$work/openvino.log")"
+echo "OpenVINO in the image: ${ov_out:0:120}…"
 
 step "deploy the broken v2: expect the automatic rollback to v1"
 rc=0
