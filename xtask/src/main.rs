@@ -43,6 +43,8 @@ commands:
                           default 5000); --threads intra-op threads (default 2); --quick:
                           the smallest numbers (a smoke run) -> docs/performance.md
   bench-http [...]        the same as bench (an alias)
+  bench-cluster           what the NATS broker costs (POST /detect, event latency across
+                          replicas, events/s) and the takeover time of a killed job
   bench-engines [--rounds N] [--runs N] [--threads T] [--http N | --no-http]
                           ONNX Runtime f32, OpenVINO f32 and OpenVINO bf16 side by side,
                           engine-only and full pipeline, and `POST /detect` on the Rust
@@ -89,6 +91,10 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some("run") => run(&root, &rest),
+        Some("bench-cluster") => {
+            bench::bench_cluster(&root)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("bench-engines") => {
             let options = bench::parse_engines(&rest)?;
             bench::bench_engines(&root, &options)?;

@@ -218,7 +218,7 @@ pub fn wait_healthy(base: &str) -> Result<()> {
     bail!("the service did not answer /health within 60 s")
 }
 
-const BOUNDARY: &str = "xtask-bench-boundary";
+pub const BOUNDARY: &str = "xtask-bench-boundary";
 
 /// A `multipart/form-data` body: the optional `config` part, then the file.
 pub fn multipart(filename: &str, content_type: &str, config: Option<&str>, file: &[u8]) -> Vec<u8> {

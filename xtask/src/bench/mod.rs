@@ -14,6 +14,7 @@
 //! 4. [`report`]: a summary table (each row with its target, if any) and the detailed
 //!    sections, with the machine, the commit, the date and the command line.
 
+mod cluster;
 mod details;
 mod engines;
 mod engines_http;
@@ -217,6 +218,7 @@ fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
+pub use cluster::bench_cluster;
 pub use engines::{bench_engines, parse as parse_engines};
 
 fn cargo_release_build(root: &Path) -> Result<std::process::ExitStatus> {
