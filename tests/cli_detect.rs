@@ -69,7 +69,14 @@ fn on_a_terminal_a_video_and_a_tiled_photo_show_their_progress() {
         photo = photo.display(),
         out = out.display(),
     );
-    let output = Command::new("script")
+    let mut script = Command::new("script");
+    // As `binary()` does: no configuration from the test's environment leaks in.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("DETECTIONS_") {
+            script.env_remove(key);
+        }
+    }
+    let output = script
         .args(["-qec", &inner, "/dev/null"])
         .env("TERM", "xterm")
         .env("COLUMNS", "160")

@@ -4,7 +4,7 @@
 //! under `target/console-screenshots/`.
 //!
 //! Without Chromium or its driver the tests say so and pass, except under
-//! `cargo xtask test` (`DETECTIONS_REQUIRE_BROWSER` set), where they fail: `.ci/run`
+//! `cargo xtask test` (`REQUIRE_BROWSER_TESTS` set), where they fail: `.ci/run`
 //! installs both.
 
 mod common;
@@ -75,7 +75,7 @@ impl Browser {
     fn start() -> Option<Browser> {
         let (chromium, chromedriver) = match tools() {
             Ok(found) => found,
-            Err(why) if std::env::var_os("DETECTIONS_REQUIRE_BROWSER").is_none() => {
+            Err(why) if std::env::var_os("REQUIRE_BROWSER_TESTS").is_none() => {
                 eprintln!("SKIPPED: the console's browser tests: {why}");
                 return None;
             }

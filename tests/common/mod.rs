@@ -76,15 +76,25 @@ pub fn config_file(dir: &Path, model_dir: &Path, model: &str, extra: &str) -> Pa
         library = ort_library().display().to_string(),
         annotations = dir.join("annotations.jsonl").display().to_string(),
     );
+    // The journal in the test's folder unless `extra` says where: services of
+    // concurrent tests must never share one (one process per journal folder).
+    let text = if extra.contains("[outbox]") {
+        text
+    } else {
+        format!(
+            "{text}[outbox]\nspool_dir = {:?}\n",
+            dir.join("spool").display().to_string()
+        )
+    };
     let path = dir.join("detections.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
-/// The binary (`DETECTIONS_TEST_BINARY` when set: the e2e stage points it at the
+/// The binary (`E2E_SERVICE_BIN` when set: the e2e stage points it at the
 /// release build), with no configuration from the test's own environment leaking in.
 pub fn binary() -> Command {
-    let program = std::env::var_os("DETECTIONS_TEST_BINARY")
+    let program = std::env::var_os("E2E_SERVICE_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_detections").into());
     let mut command = Command::new(program);
     for (key, _) in std::env::vars_os() {
@@ -141,8 +151,10 @@ pub fn serve_with(mut command: Command, config: &Path) -> (std::process::Child, 
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
+        seen.push(line.clone());
         if let Some(at) = line.find("address=") {
             let address = line[at + 8..]
                 .split_whitespace()
@@ -155,8 +167,11 @@ pub fn serve_with(mut command: Command, config: &Path) -> (std::process::Child, 
         }
     }
     let _ = child.kill();
-    let _ = child.wait();
-    panic!("the service did not report its address");
+    let status = child.wait();
+    panic!(
+        "the service did not report its address ({status:?}); it wrote:\n{}",
+        seen.join("\n")
+    );
 }
 
 /// A plain HTTP/1.1 GET: status and body.

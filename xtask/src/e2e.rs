@@ -31,7 +31,7 @@ pub fn build_release(root: &Path) -> Result<PathBuf> {
 pub fn browser(root: &Path, release: &Path) -> Result<()> {
     let mut cmd = crate::cargo();
     cmd.args(["test", "-p", "detections", "--test", "console_browser"])
-        .env("DETECTIONS_TEST_BINARY", release.join("detections"));
+        .env("E2E_SERVICE_BIN", release.join("detections"));
     crate::export_env(&mut cmd, root);
     let status = cmd.status().context("could not run the browser tests")?;
     if !status.success() {

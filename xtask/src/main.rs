@@ -137,7 +137,7 @@ fn export_env(cmd: &mut Command, root: &Path) {
         .env("TEST_ASSETS_DIR", &assets)
         .env("REFERENCE_PYTHON", fetch::venv_python(root))
         // The console's browser tests fail, not skip, without Chromium here.
-        .env("DETECTIONS_REQUIRE_BROWSER", "1");
+        .env("REQUIRE_BROWSER_TESTS", "1");
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         cmd.env("ORT_DYLIB_PATH", fetch::ort_library(root));
     }

@@ -73,7 +73,9 @@ impl Journal {
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Journal> {
         let dir = dir.into();
         fs::create_dir_all(dir.join(REJECTED_DIR))?;
-        let probe = dir.join(format!(".probe-{}.tmp", std::process::id()));
+        // Not named like a leftover temporary file (`.*.tmp`): another process opening
+        // the folder at the same moment must not remove it under us.
+        let probe = dir.join(format!(".probe-{}", std::process::id()));
         fs::write(&probe, b"")?;
         fs::remove_file(&probe)?;
         let mut last = None;
