@@ -31,6 +31,8 @@ mod single_view;
 
 /// Histogram of the views each engine call carried.
 pub const BATCH_SIZE: &str = "detections_batch_size";
+/// Gauge of the views waiting for an engine call (the queue's depth).
+pub const QUEUED_VIEWS: &str = "detections_batch_queued_views";
 
 /// How views are gathered into engine calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +171,7 @@ impl Batcher {
                 reply,
                 in_batch: 0,
             });
+            queue.show_depth();
             id
         };
         self.shared.ready.notify_all();
@@ -217,7 +220,9 @@ struct Withdraw<'a> {
 
 impl Drop for Withdraw<'_> {
     fn drop(&mut self) {
-        self.shared.lock().sources.retain(|s| s.id != self.id);
+        let mut queue = self.shared.lock();
+        queue.sources.retain(|s| s.id != self.id);
+        queue.show_depth();
     }
 }
 
@@ -275,6 +280,7 @@ impl BatchQueue {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        queue.show_depth();
         drop(queue);
         // Views left for another worker.
         self.ready.notify_one();
@@ -283,6 +289,13 @@ impl BatchQueue {
 }
 
 impl Queue {
+    /// Publishes how many views wait ([`QUEUED_VIEWS`]); called under the lock after
+    /// each change, so the figure follows the queue.
+    fn show_depth(&self) {
+        let views: usize = self.sources.iter().map(|s| s.items.len()).sum();
+        metrics::gauge!(QUEUED_VIEWS).set(views as f64);
+    }
+
     /// Round robin: one view from each source that runs on the batch's engine and has
     /// fewer than its `cap` views in the batch, pass after pass, until the batch is full
     /// or nothing fits. Each visited source moves to the back, so the next batch starts with the

@@ -86,6 +86,11 @@ pub fn describe_metrics() {
         crate::batcher::BATCH_SIZE,
         "Views each engine call carried (dynamic batching across requests)"
     );
+    metrics::describe_gauge!(
+        crate::batcher::QUEUED_VIEWS,
+        "Views waiting for an engine call (the batcher's queue depth)"
+    );
+    metrics::gauge!(crate::batcher::QUEUED_VIEWS).set(0.0);
 }
 
 pub struct Application {

@@ -676,6 +676,7 @@ fn a_job_left_by_a_replica_that_died_is_taken_over_and_finished_by_another() {
         "{view}"
     );
     assert_eq!(view["percent"], 100, "{view}");
+    assert_eq!(view["replica"], "b", "the run that finished is B's: {view}");
     // Every annotation arrives; a frame both replicas annotated has one key.
     eventually(Duration::from_secs(30), "the annotations delivered", || {
         !annotation_keys(&annotations, "walk").is_empty()
@@ -814,7 +815,8 @@ fn the_same_media_posted_to_two_replicas_at_the_same_moment_runs_once() {
     let section = annotations_at(&annotations.url());
     let a = replica("a", &nats.url, &dir, &section);
     let b = replica("b", &nats.url, &dir, &section);
-    for service in [&a, &b] {
+    let c = replica("c", &nats.url, &dir, &section);
+    for service in [&a, &b, &c] {
         eventually(Duration::from_secs(10), "the broker connected", || {
             service.health()["broker"] == "connected"
         });
@@ -844,16 +846,81 @@ fn the_same_media_posted_to_two_replicas_at_the_same_moment_runs_once() {
             [200, 409],
             "round {round}: A {on_a:?}, B {on_b:?}"
         );
-        let winner = if on_a.0 == 200 { &a } else { &b };
-        let stopped = winner
+        // A third replica shows the job and cancels it.
+        let (status, view) = job(&c, &media);
+        assert_eq!(status, 200, "round {round}");
+        assert!(
+            ["queued", "running"].contains(&view["status"].as_str().unwrap_or_default()),
+            "round {round}: {view}"
+        );
+        let stopped = c
             .client
-            .delete(winner.url(&format!("/detect/{media}")))
+            .delete(c.url(&format!("/detect/{media}")))
             .send()
             .unwrap()
             .status()
             .as_u16();
         assert_eq!(stopped, 200, "round {round}");
+        let winner = if on_a.0 == 200 { &a } else { &b };
+        eventually(
+            Duration::from_secs(30),
+            "the winner's run cancelled",
+            || job(winner, &media).1["status"] == "cancelled",
+        );
     }
+}
+
+/// Frames of `subscription` until `n` photos have been processed.
+fn until_processed(subscription: &Subscription, n: usize) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    for _ in 0..n {
+        frames.extend(frames_until(subscription, |e| {
+            e["mediaStatus"] == "AIProcessed"
+        }));
+    }
+    frames
+}
+
+#[test]
+fn a_subscriber_whose_replica_dies_resumes_on_another_with_last_event_id_no_gap_no_duplicate() {
+    let dir = scratch("cluster-resume");
+    let nats = Nats::start(&dir);
+    let annotations = stand_in();
+    let section = annotations_at(&annotations.url());
+    let mut a = replica("a", &nats.url, &dir, &section);
+    let b = replica("b", &nats.url, &dir, &section);
+    let c = replica("c", &nats.url, &dir, &section);
+    for service in [&a, &b, &c] {
+        eventually(Duration::from_secs(10), "the broker connected", || {
+            service.health()["broker"] == "connected"
+        });
+    }
+    let control = Subscription::open(&c.url("/detect/stream"));
+    let on_a = Subscription::open(&a.url("/detect/stream"));
+    let photo_on = |service: &Service, shade: u8| {
+        let (status, body) = service.detect(png(64, 48, shade), "p.png", None);
+        assert_eq!(status, 200, "{body}");
+    };
+    // Photos detected on B and C reach the subscriber of A, numbered by the broker.
+    for i in 0..6u8 {
+        photo_on(if i % 2 == 0 { &b } else { &c }, 20 * i);
+    }
+    let before = until_processed(&on_a, 6);
+    // A dies without a word; more photos meanwhile; the client reconnects (through
+    // the load balancer, to B) with the last id it saw.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    for i in 6..10u8 {
+        photo_on(if i % 2 == 0 { &b } else { &c }, 20 * i);
+    }
+    let last = ids(&before).last().unwrap().to_string();
+    let resumed = Subscription::open_after(&b.url("/detect/stream"), Some(&last));
+    let after = until_processed(&resumed, 4);
+    let all = until_processed(&control, 10);
+    let mut seen = ids(&before);
+    seen.extend(ids(&after));
+    assert_eq!(seen, ids(&all), "no gap, no duplicate");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
 }
 
 #[test]

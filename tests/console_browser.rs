@@ -284,7 +284,7 @@ fn a_photo_shows_as_many_boxes_as_the_api_in_the_class_colours_and_the_engine_be
     // The load figures come from /metrics (refreshed every 3 s): numbers, not dashes
     // (the batch fill only for an interval with engine calls, so not asked here).
     browser.until(Duration::from_secs(15), "the load figures", |b| {
-        ["rps", "in-flight"]
+        ["rps", "in-flight", "queue"]
             .iter()
             .all(|id| b.text(id).parse::<f64>().is_ok())
     });

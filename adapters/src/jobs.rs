@@ -129,6 +129,7 @@ pub(crate) fn view(id: &MediaId, state: &JobState) -> JobView {
             JobState::Cancelled => Some("cancelled".into()),
             _ => None,
         },
+        replica: None,
     }
 }
 

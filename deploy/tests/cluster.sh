@@ -4,7 +4,8 @@
 # Checks, through HAProxy only: every replica becomes ready, on the broker, and says
 # which it is; detections on round-robin replicas all reach one event stream served
 # by one of them; a replica killed outright leaves the service answering; with one
-# NATS server of three killed, detections, the stream and readiness go on. Skipped,
+# NATS server of three killed, detections, the stream and readiness go on; a job
+# whose replica is killed is finished by another. Skipped,
 # loudly, where no Docker daemon answers.
 #
 # Needs the release binaries (cargo build --release -p detections -p standin),
@@ -145,5 +146,46 @@ kill "$stream_pid" 2>/dev/null || true
 stream_pid=""
 curl -fsS -o /dev/null "$service/ready" || fail "not ready with two NATS servers of three"
 echo "3 detections on the stream, and ready, with nats-2 down"
+
+step "a job through HAProxy: its replica killed, another replica finishes it"
+# A clip in the shared media volume, known to the stand-in (the Annotations service)
+# as media "walk".
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc=size=320x240:rate=10:duration=20 \
+  -c:v libx264 -pix_fmt yuv420p "$work/walk.mp4"
+alive=$(compose ps --services --filter status=running | grep '^detections-' | head -1)
+[[ -n "$alive" ]] || fail "no replica left running"
+docker cp "$work/walk.mp4" "$(compose ps -q "$alive"):/app/media/videos/walk.mp4" >/dev/null
+compose exec -T "$alive" curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
+  -d '{"id":"walk","path":"/app/media/videos/walk.mp4"}' http://annotations:8080/_standin/media ||
+  fail "the stand-in did not take the media"
+out=$(curl -sS --fail-with-body --max-time 30 -X POST -H 'Authorization: Bearer e2e' \
+  -H 'Content-Type: application/json' -d '{"frame_period_recognition":1}' "$service/detect/walk") ||
+  fail "the job was not started: $out"
+job() { curl -sS --max-time 10 "$service/detect/walk" || true; }
+field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p"; }
+runner=""
+for _ in $(seq 300); do
+  view=$(job)
+  if [[ "$(field status <<<"$view")" == running && "$(field percent <<<"$view")" != 0 ]]; then
+    runner=$(field replica <<<"$view")
+    break
+  fi
+  sleep 0.2
+done
+[[ -n "$runner" ]] || fail "the job never ran: $(job)"
+echo "the job runs on $runner: killing it"
+compose kill "$runner" >/dev/null
+finished=""
+for _ in $(seq 900); do
+  view=$(job)
+  if [[ "$(field status <<<"$view")" == processed ]]; then
+    finished=$view
+    break
+  fi
+  sleep 0.2
+done
+[[ -n "$finished" ]] || fail "the job did not finish after $runner was killed: $(job)"
+[[ "$(field replica <<<"$finished")" != "$runner" ]] || fail "finished by the killed replica: $finished"
+echo "finished by $(field replica <<<"$finished"): $finished"
 
 step "cluster passed"

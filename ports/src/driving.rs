@@ -93,6 +93,8 @@ pub struct JobView {
     pub status: domain::job::JobStatus,
     pub percent: u8,
     pub error: Option<String>,
+    /// The replica whose record it is (the one running it), in a cluster.
+    pub replica: Option<String>,
 }
 
 /// Every way a detection can fail, as the client should learn it. The HTTP adapter maps

@@ -30,6 +30,9 @@ pub struct JobBody {
     status: &'static str,
     percent: u8,
     error: Option<String>,
+    /// In a cluster: the replica whose run this is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<String>,
 }
 
 impl From<JobView> for JobBody {
@@ -39,6 +42,7 @@ impl From<JobView> for JobBody {
             status: view.status.name(),
             percent: view.percent,
             error: view.error,
+            replica: view.replica,
         }
     }
 }

@@ -262,6 +262,8 @@ async function loadMetrics() {
     };
     const inFlight = metric(text, 'detections_active_inferences');
     $('in-flight').textContent = inFlight === null ? '–' : String(inFlight);
+    const queued = metric(text, 'detections_batch_queued_views');
+    $('queue').textContent = queued === null ? '–' : String(queued);
     if (previous) {
       const seconds = (now.at - previous.at) / 1000;
       const rate = (a, b) => (a === null || b === null ? '–' : ((a - b) / seconds).toFixed(1));

@@ -247,14 +247,14 @@ impl JobRegistry for NatsJobRegistry {
     }
 
     async fn cancel(&self, media: &MediaId) -> Option<JobView> {
-        let changed = self
+        let record = self
             .change(media, |record| record.state().cancel().ok())
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(%media, error = %e, "job not cancelled on the broker");
                 None
-            })?
-            .state();
+            })?;
+        let changed = record.state();
         if changed == JobState::Cancelled {
             // Whichever replica runs it (this one included) stops it.
             if let Some(stop) = lock(&self.local).remove(media) {
@@ -265,14 +265,18 @@ impl JobRegistry for NatsJobRegistry {
                 tracing::warn!(%media, error = %e, "job cancel not sent");
             }
         }
-        Some(view(media, &changed))
+        Some(JobView {
+            replica: Some(record.replica),
+            ..view(media, &changed)
+        })
     }
 
     async fn view(&self, media: &MediaId) -> Option<JobView> {
         match self.read(media).await {
-            Ok(found) => {
-                found.map(|(record, _)| view(media, &record.shown(self.broker.config.heartbeat)))
-            }
+            Ok(found) => found.map(|(record, _)| JobView {
+                replica: Some(record.replica.clone()),
+                ..view(media, &record.shown(self.broker.config.heartbeat))
+            }),
             Err(e) => {
                 tracing::warn!(%media, error = %e, "job state unavailable");
                 None
