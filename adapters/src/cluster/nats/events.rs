@@ -29,6 +29,8 @@ use crate::events::passes;
 /// the next.
 const OPEN_TRY: std::time::Duration = std::time::Duration::from_secs(3);
 const OPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often a waiting subscriber looks whether the client reconnected.
+const RECONNECT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// Events waiting for the broker; past this, new ones are dropped (and counted).
 const PUBLISH_QUEUE: usize = 4096;
 /// Events published to the broker.
@@ -159,6 +161,7 @@ impl EventPublisher for NatsEvents {
             messages: None,
             subscribers: Arc::clone(&self.subscribers),
             subscribed_at: async_nats::datetime::now(),
+            connects: 0,
         })
     }
 
@@ -180,6 +183,8 @@ struct NatsReceiver {
     /// "From now on" is from the request, not from when the broker first answers: a
     /// consumer made during a failover, seconds later, still starts here.
     subscribed_at: async_nats::datetime::DateTime,
+    /// The client's connection count when the consumer was opened.
+    connects: u64,
 }
 
 impl Drop for NatsReceiver {
@@ -257,6 +262,14 @@ impl EventReceiver for NatsReceiver {
                     opened = tokio::time::timeout(OPEN_TRY, self.open()) => opened
                         .unwrap_or_else(|_| Err(BrokerError("no answer in time".into()))),
                 };
+                if opened.is_ok() {
+                    self.connects = self
+                        .broker
+                        .client
+                        .statistics()
+                        .connects
+                        .load(Ordering::Relaxed);
+                }
                 match opened {
                     Ok(Some(missed)) if missed > 0 => return Some(StreamItem::Lagged { missed }),
                     Ok(_) => {}
@@ -270,10 +283,25 @@ impl EventReceiver for NatsReceiver {
                     }
                 }
             }
+            // After a reconnect the client library would recreate the consumer by itself,
+            // retrying with a growing backoff that can outlast a failover: reopen here
+            // instead, with the short tries above.
+            let connects = self
+                .broker
+                .client
+                .statistics()
+                .connects
+                .load(Ordering::Relaxed);
+            if connects != self.connects {
+                self.messages = None;
+                continue;
+            }
             let messages = self.messages.as_mut()?;
             let message = tokio::select! {
                 () = self.closed.cancelled() => return None,
                 message = messages.next() => message,
+                // Stream::next is cancel-safe: nothing is lost by looking again.
+                () = tokio::time::sleep(RECONNECT_CHECK) => continue,
             };
             let message = match message {
                 Some(Ok(message)) => message,
