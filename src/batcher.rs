@@ -137,12 +137,14 @@ impl Batcher {
         Self { shared, workers }
     }
 
-    /// Candidates of every view, in the submission's order. Blocks until all are done.
+    /// [`Self::run_reporting`] without the reports (the tests' shorthand).
+    #[cfg(test)]
     pub fn run(&self, submission: Submission) -> Result<Vec<Vec<Candidate>>, FrameError> {
         self.run_reporting(submission, &mut |_| {})
     }
 
-    /// [`Self::run`], telling `on_done` how many views are done each time one is.
+    /// Candidates of every view, in the submission's order, telling `on_done` how many
+    /// views are done each time one is. Blocks until all are done.
     pub fn run_reporting(
         &self,
         submission: Submission,

@@ -101,8 +101,20 @@ impl FrameDetector {
         frame: &Arc<RgbFrame>,
         settings: &RecognitionSettings,
     ) -> Result<Vec<Detection>, FrameError> {
+        self.detect_frame_reporting(engine, frame, settings, &mut |_, _| {})
+    }
+
+    /// [`Self::detect_frame`] telling `on_views(done, total)` as its views come back
+    /// (a tiled photo's progress), first with `done` 0.
+    pub fn detect_frame_reporting(
+        &self,
+        engine: &Arc<dyn InferenceEngine>,
+        frame: &Arc<RgbFrame>,
+        settings: &RecognitionSettings,
+        on_views: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Detection>, FrameError> {
         Ok(self
-            .detect_frames(engine, std::slice::from_ref(frame), settings)?
+            .detect_frames_reporting(engine, std::slice::from_ref(frame), settings, on_views)?
             .pop()
             .unwrap_or_default())
     }
@@ -116,22 +128,38 @@ impl FrameDetector {
         frames: &[Arc<RgbFrame>],
         settings: &RecognitionSettings,
     ) -> Result<Vec<Vec<Detection>>, FrameError> {
+        self.detect_frames_reporting(engine, frames, settings, &mut |_, _| {})
+    }
+
+    /// [`Self::detect_frames`] telling `on_views(done, total)` as views come back.
+    fn detect_frames_reporting(
+        &self,
+        engine: &Arc<dyn InferenceEngine>,
+        frames: &[Arc<RgbFrame>],
+        settings: &RecognitionSettings,
+        on_views: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Vec<Detection>>, FrameError> {
         let spec = engine.spec();
         let plans: Vec<_> = frames
             .iter()
             .map(|f| plan_views(f.size(), spec.input_size, settings, self.view_rules))
             .collect();
-        let views = plans
+        let views: Vec<_> = plans
             .iter()
             .zip(frames)
             .flat_map(|(plan, frame)| plan.views().iter().map(|v| (Arc::clone(frame), *v)))
             .collect();
-        let per_view = self.batcher.run(Submission {
-            engine: Arc::clone(engine),
-            cap: per_call(spec, settings),
-            threshold: settings.probability_threshold(),
-            views,
-        })?;
+        let total = views.len();
+        on_views(0, total);
+        let per_view = self.batcher.run_reporting(
+            Submission {
+                engine: Arc::clone(engine),
+                cap: per_call(spec, settings),
+                threshold: settings.probability_threshold(),
+                views,
+            },
+            &mut |done| on_views(done, total),
+        )?;
         let mut per_view = per_view.into_iter();
         Ok(plans
             .iter()
@@ -146,41 +174,6 @@ impl FrameDetector {
                 )
             })
             .collect())
-    }
-
-    /// [`Self::detect_frame`] telling `on_views(done, total)` as its views come back
-    /// (a tiled photo's progress), first with `done` 0.
-    pub fn detect_frame_reporting(
-        &self,
-        engine: &Arc<dyn InferenceEngine>,
-        frame: &Arc<RgbFrame>,
-        settings: &RecognitionSettings,
-        on_views: &mut dyn FnMut(usize, usize),
-    ) -> Result<Vec<Detection>, FrameError> {
-        let spec = engine.spec();
-        let plan = plan_views(frame.size(), spec.input_size, settings, self.view_rules);
-        let total = plan.views().len();
-        on_views(0, total);
-        let per_view = self.batcher.run_reporting(
-            Submission {
-                engine: Arc::clone(engine),
-                cap: per_call(spec, settings),
-                threshold: settings.probability_threshold(),
-                views: plan
-                    .views()
-                    .iter()
-                    .map(|v| (Arc::clone(frame), *v))
-                    .collect(),
-            },
-            &mut |done| on_views(done, total),
-        )?;
-        Ok(plan.finish(
-            per_view,
-            spec.layout.needs_nms(),
-            self.nms_iou,
-            settings,
-            &self.classes,
-        ))
     }
 
     /// Only the preprocessing of [`Self::detect_frame`]: every view letterboxed into

@@ -386,12 +386,28 @@ fn annotation_keys(stand_in: &standin::StandIn, media: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until every one of `services` is on the broker.
+fn connected(services: &[&Service], within_secs: u64) {
+    for service in services {
+        eventually(
+            Duration::from_secs(within_secs),
+            "the broker connected",
+            || service.health()["broker"] == "connected",
+        );
+    }
+}
+
 /// `POST /detect` of a photo with a bearer token on `service` (the fixture model
 /// finds boxes in any photo, so an annotation is accepted).
 fn detect_with_token(service: &Service) {
+    detect_shade_with_token(service, 90);
+}
+
+/// [`detect_with_token`] of a photo of its own (one grey level per `shade`).
+fn detect_shade_with_token(service: &Service, shade: u8) {
     let form = reqwest::blocking::multipart::Form::new().part(
         "file",
-        reqwest::blocking::multipart::Part::bytes(png(64, 48, 90)).file_name("p.png"),
+        reqwest::blocking::multipart::Part::bytes(png(64, 48, shade)).file_name("p.png"),
     );
     let response = service
         .client
@@ -414,11 +430,7 @@ fn an_annotation_accepted_by_a_replica_that_dies_is_delivered_by_another() {
     let fast = "ack_wait_secs = 2\nmax_deliveries = 1000";
     let mut a = replica_with("a", &nats.url, &dir, &section, fast, FIXTURE);
     let b = replica_with("b", &nats.url, &dir, &section, fast, FIXTURE);
-    for service in [&a, &b] {
-        eventually(Duration::from_secs(10), "the broker connected", || {
-            service.health()["broker"] == "connected"
-        });
-    }
+    connected(&[&a, &b], 10);
     // The receiver is down: the annotation A accepted waits on the broker.
     annotations.fail("/annotations", 503, None);
     detect_with_token(&a);
@@ -454,9 +466,7 @@ fn annotations_journaled_while_the_broker_was_down_reach_the_stream_when_it_retu
     let annotations = stand_in();
     let section = annotations_at(&annotations.url());
     let a = replica_with("a", &nats.url, &dir, &section, "", FIXTURE);
-    eventually(Duration::from_secs(10), "the broker connected", || {
-        a.health()["broker"] == "connected"
-    });
+    connected(&[&a], 10);
     // Warm: the streams exist and the engine runs.
     detect_with_token(&a);
     // Delivered and its acknowledgement confirmed by the broker: the receiver's 2xx
@@ -531,9 +541,7 @@ fn a_refused_annotation_becomes_a_dead_letter_that_can_be_replayed() {
     let annotations = stand_in();
     let section = annotations_at(&annotations.url());
     let service = replica("dl", &nats.url, &dir, &section);
-    eventually(Duration::from_secs(10), "the broker connected", || {
-        service.health()["broker"] == "connected"
-    });
+    connected(&[&service], 10);
     annotations.fail("/annotations", 422, Some(1));
     detect_with_token(&service);
     eventually(Duration::from_secs(20), "the refused delivery", || {
@@ -637,11 +645,7 @@ fn a_job_left_by_a_replica_that_died_is_taken_over_and_finished_by_another() {
     let quick = "heartbeat_secs = 1";
     let mut a = replica_with("a", &nats.url, &dir, &section, quick, PERSON);
     let b = replica_with("b", &nats.url, &dir, &section, quick, PERSON);
-    for service in [&a, &b] {
-        eventually(Duration::from_secs(10), "the broker connected", || {
-            service.health()["broker"] == "connected"
-        });
-    }
+    connected(&[&a, &b], 10);
     let clip = dir.join("videos").join("walk.mp4");
     std::fs::create_dir_all(clip.parent().unwrap()).unwrap();
     person_clip(&clip, 8, 10, "mod(t*200,450)");
@@ -715,11 +719,7 @@ fn with_the_event_stream_leader_killed_the_service_goes_on_and_with_all_three_it
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     };
-    for service in [&a, &b] {
-        eventually(Duration::from_secs(30), "the broker connected", || {
-            service.health()["broker"] == "connected"
-        });
-    }
+    connected(&[&a, &b], 30);
     // Warm: the cluster has elected its leaders, the streams exist in three copies,
     // both engines run (so both replicas are ready).
     let on_a = Subscription::open(&a.url("/detect/stream"));
@@ -816,11 +816,7 @@ fn the_same_media_posted_to_two_replicas_at_the_same_moment_runs_once() {
     let a = replica("a", &nats.url, &dir, &section);
     let b = replica("b", &nats.url, &dir, &section);
     let c = replica("c", &nats.url, &dir, &section);
-    for service in [&a, &b, &c] {
-        eventually(Duration::from_secs(10), "the broker connected", || {
-            service.health()["broker"] == "connected"
-        });
-    }
+    connected(&[&a, &b, &c], 10);
     let clip = dir.join("videos").join("race.mp4");
     std::fs::create_dir_all(clip.parent().unwrap()).unwrap();
     person_clip(&clip, 20, 25, "mod(t*200,450)");
@@ -890,11 +886,7 @@ fn a_subscriber_whose_replica_dies_resumes_on_another_with_last_event_id_no_gap_
     let mut a = replica("a", &nats.url, &dir, &section);
     let b = replica("b", &nats.url, &dir, &section);
     let c = replica("c", &nats.url, &dir, &section);
-    for service in [&a, &b, &c] {
-        eventually(Duration::from_secs(10), "the broker connected", || {
-            service.health()["broker"] == "connected"
-        });
-    }
+    connected(&[&a, &b, &c], 10);
     let control = Subscription::open(&c.url("/detect/stream"));
     let on_a = Subscription::open(&a.url("/detect/stream"));
     let photo_on = |service: &Service, shade: u8| {
@@ -934,28 +926,12 @@ fn twenty_photos_annotated_while_the_receiver_is_down_all_arrive_after_a_replica
         .iter()
         .map(|name| replica_with(name, &nats.url, &dir, &section, fast, FIXTURE))
         .collect();
-    for service in &replicas {
-        eventually(Duration::from_secs(10), "the broker connected", || {
-            service.health()["broker"] == "connected"
-        });
-    }
+    connected(&replicas.iter().collect::<Vec<_>>(), 10);
     // The receiver answers 503: twenty photos across the replicas still get their
     // answer, and each annotation is on the broker before the answer goes out.
     annotations.fail("/annotations", 503, None);
     for i in 0..20u8 {
-        let service = &replicas[usize::from(i) % 3];
-        let form = reqwest::blocking::multipart::Form::new().part(
-            "file",
-            reqwest::blocking::multipart::Part::bytes(png(64, 48, 10 * i)).file_name("p.png"),
-        );
-        let response = service
-            .client
-            .post(service.url("/detect"))
-            .header("Authorization", TOKEN)
-            .multipart(form)
-            .send()
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200, "photo {i}");
+        detect_shade_with_token(&replicas[usize::from(i) % 3], 10 * i);
     }
     let stored: u64 = replicas
         .iter()

@@ -185,19 +185,40 @@ impl Browser {
     }
 }
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    BROWSER.lock().unwrap_or_else(|p| p.into_inner())
+/// One test's turn with the browser: a service on the test's own folder, its page
+/// open. `None` where the browser tests are skipped.
+struct Session {
+    browser: Browser,
+    service: Service,
+    dir: PathBuf,
+    turn: std::sync::MutexGuard<'static, ()>,
+}
+
+fn session(tag: &str) -> Option<Session> {
+    let turn = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let browser = Browser::start()?;
+    let dir = scratch(tag);
+    let service = console_service(&dir);
+    browser.open(&service.url("/"));
+    Some(Session {
+        browser,
+        service,
+        dir,
+        turn,
+    })
 }
 
 #[test]
 fn a_photo_shows_as_many_boxes_as_the_api_in_the_class_colours_and_the_engine_becomes_enabled() {
-    let _turn = lock();
-    let Some(browser) = Browser::start() else {
+    let Some(Session {
+        browser,
+        service,
+        dir,
+        turn: _turn,
+    }) = session("console-photo")
+    else {
         return;
     };
-    let dir = scratch("console-photo");
-    let service = console_service(&dir);
-    browser.open(&service.url("/"));
     browser.until(Duration::from_secs(10), "the engine state shown", |b| {
         b.text("availability") == "None"
     });
@@ -293,15 +314,17 @@ fn a_photo_shows_as_many_boxes_as_the_api_in_the_class_colours_and_the_engine_be
 
 #[test]
 fn a_video_uploaded_from_the_page_shows_its_progress_rising_to_100_and_ai_processed() {
-    let _turn = lock();
-    let Some(browser) = Browser::start() else {
+    let Some(Session {
+        browser,
+        service: _service,
+        dir,
+        turn: _turn,
+    }) = session("console-video")
+    else {
         return;
     };
-    let dir = scratch("console-video");
-    let service = console_service(&dir);
     let clip = dir.join("walk.mp4");
     person_clip(&clip, 8, 10, "mod(t*100,450)");
-    browser.open(&service.url("/"));
     browser.until(Duration::from_secs(10), "the stream connected", |b| {
         b.text("stream-state") == "connected"
     });
@@ -330,15 +353,17 @@ fn a_video_uploaded_from_the_page_shows_its_progress_rising_to_100_and_ai_proces
 
 #[test]
 fn a_job_cancelled_from_the_page_shows_error_with_the_reason() {
-    let _turn = lock();
-    let Some(browser) = Browser::start() else {
+    let Some(Session {
+        browser,
+        service,
+        dir,
+        turn: _turn,
+    }) = session("console-cancel")
+    else {
         return;
     };
-    let dir = scratch("console-cancel");
-    let service = console_service(&dir);
     let clip = dir.join("long.mp4");
     person_clip(&clip, 60, 25, "mod(t*100,450)");
-    browser.open(&service.url("/"));
     browser.until(Duration::from_secs(10), "the stream connected", |b| {
         b.text("stream-state") == "connected"
     });
@@ -368,13 +393,15 @@ fn a_job_cancelled_from_the_page_shows_error_with_the_reason() {
 
 #[test]
 fn a_refused_upload_shows_the_message_and_a_file_name_with_markup_stays_text() {
-    let _turn = lock();
-    let Some(browser) = Browser::start() else {
+    let Some(Session {
+        browser,
+        service: _service,
+        dir,
+        turn: _turn,
+    }) = session("console-refused")
+    else {
         return;
     };
-    let dir = scratch("console-refused");
-    let service = console_service(&dir);
-    browser.open(&service.url("/"));
     browser.until(Duration::from_secs(10), "the engine state shown", |b| {
         b.text("availability") != "…"
     });

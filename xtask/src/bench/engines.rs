@@ -218,7 +218,32 @@ fn bench_frames(
     engine: &Engine,
     options: &EngineOptions,
 ) -> Result<String> {
-    let model = root.join(case.model);
+    let mut cmd = engine_command(
+        root,
+        binary,
+        scratch,
+        &root.join(case.model),
+        &root.join(case.classes),
+        engine.openvino_precision,
+    );
+    cmd.arg("bench-frames")
+        .args(["--runs", &options.runs.to_string()])
+        .args(["--threads", &options.threads.to_string()])
+        .arg(root.join(case.photo));
+    json_line(&mut cmd, &format!("bench-frames ({})", engine.label))
+}
+
+/// `binary` on `model` with `classes` from the local folder, on ONNX Runtime or, with
+/// a precision, on OpenVINO (its compiled models cached in `scratch`), logging warnings
+/// only; the caller adds the subcommand.
+pub(super) fn engine_command(
+    root: &Path,
+    binary: &Path,
+    scratch: &Path,
+    model: &Path,
+    classes: &Path,
+    openvino_precision: Option<&str>,
+) -> Command {
     let mut cmd = Command::new(binary);
     cmd.current_dir(root)
         .env(
@@ -230,9 +255,9 @@ fn bench_frames(
             "DETECTIONS_MODEL_SOURCE__DIR",
             model.parent().unwrap_or(root),
         )
-        .env("DETECTIONS_CLASSES__PATH", root.join(case.classes))
+        .env("DETECTIONS_CLASSES__PATH", classes)
         .env("DETECTIONS_LOGGING__LEVEL", "warn");
-    match engine.openvino_precision {
+    match openvino_precision {
         None => cmd
             .env("DETECTIONS_ENGINE__KIND", "onnx")
             .env("DETECTIONS_ENGINE__LIBRARY", fetch::ort_library(root)),
@@ -245,11 +270,7 @@ fn bench_frames(
                 scratch.join("openvino-cache"),
             ),
     };
-    cmd.arg("bench-frames")
-        .args(["--runs", &options.runs.to_string()])
-        .args(["--threads", &options.threads.to_string()])
-        .arg(root.join(case.photo));
-    json_line(&mut cmd, &format!("bench-frames ({})", engine.label))
+    cmd
 }
 
 /// Whether the CPU computes in bfloat16 (AVX-512 BF16, AMX).

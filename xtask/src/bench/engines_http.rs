@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use super::engines::engine_command;
 use super::http::{self, Service, free_port, multipart};
 use super::{CONCURRENCY, HTTP_PHOTO, Options};
 use crate::fetch;
@@ -88,43 +89,29 @@ fn rust_service(
     threads: usize,
     openvino: bool,
 ) -> Command {
-    let mut command = Command::new(binary);
+    let precision = openvino.then_some("bf16");
+    let mut command = engine_command(
+        root,
+        binary,
+        scratch,
+        model,
+        &root.join("classes.json"),
+        precision,
+    );
     command
-        .current_dir(root)
         .env("DETECTIONS_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "DETECTIONS_MODEL__NAME",
-            model.file_name().unwrap_or_default(),
-        )
-        .env("DETECTIONS_MODEL_SOURCE__KIND", "local")
-        .env(
-            "DETECTIONS_MODEL_SOURCE__DIR",
-            model.parent().unwrap_or(root),
-        )
-        .env("DETECTIONS_CLASSES__PATH", root.join("classes.json"))
         .env("DETECTIONS_ANNOTATIONS__KIND", "file")
         .env(
             "DETECTIONS_ANNOTATIONS__PATH",
             scratch.join("http-annotations.jsonl"),
         )
-        .env("DETECTIONS_OUTBOX__SPOOL_DIR", scratch.join("http-spool"))
-        .env("DETECTIONS_LOGGING__LEVEL", "warn");
-    if openvino {
-        command
-            .env("DETECTIONS_ENGINE__KIND", "openvino")
-            .env("DETECTIONS_ENGINE__LIBRARY", fetch::openvino_library(root))
-            .env("DETECTIONS_ENGINE__PRECISION", "bf16")
-            .env("DETECTIONS_ENGINE__THREADS", threads.to_string())
-            .env(
-                "DETECTIONS_ENGINE__CACHE_DIR",
-                scratch.join("openvino-cache"),
-            );
+        .env("DETECTIONS_OUTBOX__SPOOL_DIR", scratch.join("http-spool"));
+    let threads_key = if openvino {
+        "DETECTIONS_ENGINE__THREADS"
     } else {
-        command
-            .env("DETECTIONS_ENGINE__KIND", "onnx")
-            .env("DETECTIONS_ENGINE__LIBRARY", fetch::ort_library(root))
-            .env("DETECTIONS_ENGINE__INTRA_THREADS", threads.to_string());
-    }
+        "DETECTIONS_ENGINE__INTRA_THREADS"
+    };
+    command.env(threads_key, threads.to_string());
     command.arg("serve");
     command
 }
