@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use domain::settings::RecognitionSettings;
-use ports::{InferenceEngine, RgbFrame};
+use ports::{EngineError, InferenceEngine, RgbFrame};
 use serde::Serialize;
 
 use crate::detect::FrameDetector;
+use crate::detect_files::FileFailure;
 use crate::engine::EngineManager;
 
 /// One file's measurements, in milliseconds.
@@ -55,7 +56,10 @@ struct Timing {
 }
 
 /// Runs `stage` once to warm up, then `runs` times, timing each run.
-fn measure<T>(runs: usize, mut stage: impl FnMut() -> Result<T, String>) -> Result<Timing, String> {
+fn measure<T>(
+    runs: usize,
+    mut stage: impl FnMut() -> Result<T, FileFailure>,
+) -> Result<Timing, FileFailure> {
     stage()?;
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
@@ -79,9 +83,9 @@ fn summarise(samples: &mut [f64]) -> Timing {
     Timing { mean, p50 }
 }
 
-fn read_decode(detector: &FrameDetector, path: &Path) -> Result<RgbFrame, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    detector.decode(&bytes).map_err(|e| e.to_string())
+fn read_decode(detector: &FrameDetector, path: &Path) -> Result<RgbFrame, FileFailure> {
+    let bytes = std::fs::read(path)?;
+    Ok(detector.decode(&bytes)?)
 }
 
 /// Every stage of one file. Blocking.
@@ -92,19 +96,15 @@ pub fn bench_file(
     engine: &Arc<dyn InferenceEngine>,
     detector: &FrameDetector,
     settings: &RecognitionSettings,
-) -> Result<FileBench, String> {
+) -> Result<FileBench, FileFailure> {
     let spec = engine.spec();
     let frame = read_decode(detector, path)?;
     let mut tensors = Vec::new();
-    let views = detector
-        .preprocess_frame(spec, &frame, settings, &mut tensors)
-        .map_err(|e| e.to_string())?;
+    let views = detector.preprocess_frame(spec, &frame, settings, &mut tensors)?;
     let frame = Arc::new(frame);
     let full = |frame: &Arc<RgbFrame>| {
-        let detections = detector
-            .detect_frame(engine, frame, settings)
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(detector.to_dtos(&detections))
+        let detections = detector.detect_frame(engine, frame, settings)?;
+        Ok::<_, FileFailure>(detector.to_dtos(&detections))
     };
     let detections = full(&frame)?.len();
     let tiled = domain::tiling::plan_views(
@@ -119,15 +119,14 @@ pub fn bench_file(
     let mut scratch = Vec::new();
     let preprocess = measure(runs, || {
         let frame = read_decode(detector, path)?;
-        detector
-            .preprocess_frame(spec, &frame, settings, &mut scratch)
-            .map_err(|e| e.to_string())
+        Ok(detector.preprocess_frame(spec, &frame, settings, &mut scratch)?)
     })?;
     let infer = measure(runs, || {
         tensors
             .iter()
-            .map(|tensor| engine.infer(tensor).map(drop).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<()>, String>>()
+            .map(|tensor| engine.infer(tensor).map(drop))
+            .collect::<Result<Vec<()>, EngineError>>()
+            .map_err(FileFailure::from)
     })?;
     let whole = measure(runs, || full(&Arc::new(read_decode(detector, path)?)))?;
     Ok(FileBench {
@@ -193,8 +192,8 @@ pub async fn run(
             })
         })
         .await
-        .unwrap_or_else(|e| Err(format!("aborted: {e}")));
-        match outcome.and_then(|line| serde_json::to_string(&line).map_err(|e| e.to_string())) {
+        .unwrap_or_else(|e| Err(e.into()));
+        match outcome.and_then(|line| Ok(serde_json::to_string(&line)?)) {
             Ok(line) => {
                 let _ = writeln!(out, "{line}");
             }

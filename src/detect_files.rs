@@ -2,7 +2,10 @@
 //! line each; videos (by extension, [`is_video`]) one line per frame the service's
 //! video rules keep (spec A6: `frame_period_recognition`, the tracking gate).
 
+mod failure;
 mod video;
+
+pub use failure::FileFailure;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,7 +77,7 @@ impl DetectFiles {
         settings: &RecognitionSettings,
         annotate: Option<&(&Path, Arc<dyn FrameAnnotator>)>,
         out: &mut dyn Write,
-    ) -> Result<(), String> {
+    ) -> Result<(), FileFailure> {
         let worker = Arc::clone(&self.detector);
         let engine = Arc::clone(engine);
         let progress = Arc::clone(&self.progress);
@@ -82,8 +85,8 @@ impl DetectFiles {
         let path = file.to_path_buf();
         let name = shown.to_string();
         let (frame, dtos) = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
-            let frame = Arc::new(worker.decode(&bytes).map_err(|e| e.to_string())?);
+            let bytes = std::fs::read(&path)?;
+            let frame = Arc::new(worker.decode(&bytes)?);
             // A bar only for a photo cut into several tiles.
             let mut bar = None;
             let found =
@@ -98,11 +101,10 @@ impl DetectFiles {
             if let Some(bar) = bar {
                 bar.finish(found.is_ok());
             }
-            let detections = found.map_err(|e| e.to_string())?;
-            Ok::<_, String>((frame, worker.to_dtos(&detections)))
+            let detections = found?;
+            Ok::<_, FileFailure>((frame, worker.to_dtos(&detections)))
         })
-        .await
-        .unwrap_or_else(|e| Err(format!("aborted: {e}")))?;
+        .await??;
         let line = serde_json::to_string(&FileResult {
             file: shown,
             detections: &dtos,
@@ -114,7 +116,7 @@ impl DetectFiles {
             let boxes = drawn_boxes(&frame, &dtos, self.detector.as_ref());
             annotator
                 .write(&frame, &boxes, &target)
-                .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+                .map_err(|reason| FileFailure::Annotated { target, reason })?;
         }
         Ok(())
     }

@@ -13,13 +13,22 @@ pub struct LogGuard {
     _file_writer: Option<WorkerGuard>,
 }
 
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("logging.level {level:?} is not a valid filter: {reason}")]
+    Level { level: String, reason: String },
+    #[error("cannot log to {dir}: {reason}")]
+    Folder { dir: String, reason: String },
+    #[error("cannot install logging: {0}")]
+    Install(String),
+}
+
 /// Installs the global subscriber. Logs go to stderr so `detect` keeps stdout for results.
-pub fn init(config: &LoggingConfig) -> Result<LogGuard, String> {
-    let filter = EnvFilter::try_new(&config.level).map_err(|e| {
-        format!(
-            "logging.level {:?} is not a valid filter: {e}",
-            config.level
-        )
+pub fn init(config: &LoggingConfig) -> Result<LogGuard, LoggingError> {
+    let filter = EnvFilter::try_new(&config.level).map_err(|e| LoggingError::Level {
+        level: config.level.clone(),
+        reason: e.to_string(),
     })?;
     let (file, guard) = match &config.dir {
         Some(dir) => {
@@ -29,7 +38,10 @@ pub fn init(config: &LoggingConfig) -> Result<LogGuard, String> {
                 .filename_suffix("log")
                 .max_log_files(30)
                 .build(dir)
-                .map_err(|e| format!("cannot log to {}: {e}", dir.display()))?;
+                .map_err(|e| LoggingError::Folder {
+                    dir: dir.display().to_string(),
+                    reason: e.to_string(),
+                })?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             (Some(writer), Some(guard))
         }
@@ -43,7 +55,7 @@ pub fn init(config: &LoggingConfig) -> Result<LogGuard, String> {
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
-    installed.map_err(|e| format!("cannot install logging: {e}"))?;
+    installed.map_err(|e| LoggingError::Install(e.to_string()))?;
     Ok(LogGuard {
         _file_writer: guard,
     })

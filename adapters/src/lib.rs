@@ -3,6 +3,7 @@
 //! annotation sinks. No library type leaves this crate; only port types cross.
 
 pub mod annotations;
+pub mod client_setup;
 pub mod cluster;
 pub mod engine;
 pub mod events;

@@ -43,9 +43,9 @@ impl Annotations {
 }
 
 pub fn build(config: &Config) -> Result<Annotations, SetupError> {
-    let adapter = |reason: String| SetupError::Adapter {
+    let adapter = |e: adapters::client_setup::ClientSetupError| SetupError::Adapter {
         port: "annotations",
-        reason,
+        reason: e.to_string(),
     };
     let media = &config.media;
     let local_catalog =

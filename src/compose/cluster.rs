@@ -34,9 +34,13 @@ pub async fn build(config: &Config, annotations: Annotations) -> Result<SharedSt
         ClusterConfig::Nats(nats) => {
             // Any replica may run any media's job: each must write the shared folders.
             for dir in [&config.media.images_dir, &config.media.videos_dir] {
-                writable(dir).map_err(|reason| SetupError::Adapter {
+                writable(dir).map_err(|e| SetupError::Adapter {
                     port: "media",
-                    reason,
+                    reason: format!(
+                        "{} is not writable ({e}); in a cluster every replica writes the shared \
+                         media folders",
+                        dir.display()
+                    ),
                 })?;
             }
             let broker = connect(config, nats).await?;
@@ -67,17 +71,11 @@ pub async fn build(config: &Config, annotations: Annotations) -> Result<SharedSt
 }
 
 /// Creates `dir` if needed and writes (and removes) a file in it.
-fn writable(dir: &std::path::Path) -> Result<(), String> {
-    let fail = |e: std::io::Error| {
-        format!(
-            "{} is not writable ({e}); in a cluster every replica writes the shared media folders",
-            dir.display()
-        )
-    };
-    std::fs::create_dir_all(dir).map_err(fail)?;
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     let probe = dir.join(format!(".probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(fail)?;
-    std::fs::remove_file(&probe).map_err(fail)
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
 }
 
 /// The connection to the broker of `nats` (in the background: never fails for a

@@ -12,13 +12,11 @@ use crate::config::ModelSourceConfig;
 pub fn build(config: &ModelSourceConfig) -> Result<Arc<dyn ModelSource>, SetupError> {
     Ok(match config {
         ModelSourceConfig::Local { dir } => Arc::new(LocalModelSource::new(dir)),
-        ModelSourceConfig::Loader(loader) => {
-            Arc::new(LoaderModelSource::new(loader.into()).map_err(|reason| {
-                SetupError::Adapter {
-                    port: "model source",
-                    reason,
-                }
-            })?)
-        }
+        ModelSourceConfig::Loader(loader) => Arc::new(
+            LoaderModelSource::new(loader.into()).map_err(|e| SetupError::Adapter {
+                port: "model source",
+                reason: e.to_string(),
+            })?,
+        ),
     })
 }

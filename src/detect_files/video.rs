@@ -11,7 +11,7 @@ use domain::tracking::{AnnotationGate, Tracked, Verdict};
 use ports::{DecodeOptions, DetectionDto, InferenceEngine, VideoSource};
 use serde::Serialize;
 
-use super::DetectFiles;
+use super::{DetectFiles, FileFailure};
 
 #[derive(Serialize)]
 struct FrameResult<'a> {
@@ -30,7 +30,7 @@ pub(super) async fn detect(
     shown: &str,
     settings: &RecognitionSettings,
     out: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), FileFailure> {
     let every_nth = settings.frame_period_recognition().max(1);
     let mut frames = tools
         .decoder
@@ -38,8 +38,7 @@ pub(super) async fn detect(
             VideoSource::Path(file.to_path_buf()),
             DecodeOptions { every_nth },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     // Frames analysed, not decoded: every n-th of the container's estimate.
     let total = frames
         .info()
@@ -51,7 +50,7 @@ pub(super) async fn detect(
     let outcome = loop {
         let frame = match frames.next_frame().await {
             None => break Ok(()),
-            Some(Err(e)) => break Err(e.to_string()),
+            Some(Err(e)) => break Err(e.into()),
             Some(Ok(frame)) => frame,
         };
         let (index, timestamp) = (frame.index, frame.timestamp);
@@ -60,15 +59,13 @@ pub(super) async fn detect(
         let engine = Arc::clone(engine);
         let frame_settings = settings.clone();
         let found = tokio::task::spawn_blocking(move || {
-            worker
-                .detect_frame(&engine, &image, &frame_settings)
-                .map_err(|e| e.to_string())
+            worker.detect_frame(&engine, &image, &frame_settings)
         })
-        .await
-        .unwrap_or_else(|e| Err(format!("aborted: {e}")));
+        .await;
         let detections = match found {
-            Ok(detections) => detections,
-            Err(reason) => break Err(format!("frame {index}: {reason}")),
+            Ok(Ok(detections)) => detections,
+            Ok(Err(reason)) => break Err(FileFailure::VideoFrame { index, reason }),
+            Err(aborted) => break Err(aborted.into()),
         };
         let tracked: Vec<Tracked> = detections.iter().map(Tracked::from).collect();
         if gate.offer(timestamp, &tracked) == Verdict::Accepted {

@@ -14,8 +14,8 @@ use domain::job::{MediaKind, MediaStatus};
 use domain::media::{MediaId, stored_extension};
 use domain::settings::RecognitionSettings;
 use ports::{
-    ByteStream, DetectError, JobStep, MediaRecord, StagedUpload, StagingFile, UploadBrokeOff,
-    UploadStarted, VideoSource, VideoUpload,
+    ByteStream, DetectError, JobStep, MediaRecord, MediaStoreError, StagedUpload, StagingFile,
+    UploadBrokeOff, UploadStarted, VideoSource, VideoUpload,
 };
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +37,31 @@ impl ByteStream for Chunks {
 }
 
 /// What the request learnt when the upload ended.
-type Ended = Result<(MediaId, Option<StatusTrail>), String>;
+type Ended = Result<(MediaId, Option<StatusTrail>), UploadFailed>;
+
+/// Why an upload did not arrive whole.
+#[derive(Debug, Clone, thiserror::Error)]
+enum UploadFailed {
+    #[error("the upload broke off: {0}")]
+    BrokeOff(#[from] UploadBrokeOff),
+    #[error("the file is empty")]
+    Empty,
+    /// Our side: the staged file could not be written.
+    #[error("{0}")]
+    Staging(#[from] MediaStoreError),
+    /// The request went away before it said how the upload ended.
+    #[error("the upload was abandoned")]
+    Abandoned,
+}
+
+impl From<UploadFailed> for DetectError {
+    fn from(failed: UploadFailed) -> Self {
+        match failed {
+            UploadFailed::Staging(error) => staging_failed(error),
+            client => DetectError::BadInput(client.to_string()),
+        }
+    }
+}
 
 /// The request's side of the run: where chunks go, and what it tells the run later.
 struct Feed {
@@ -64,7 +88,7 @@ pub(super) async fn start(
 
     // The upload itself, in the request: to the staged file and to the decoder.
     let staged = match receive(upload.body, staging, feed.chunks).await {
-        Ok(staged) if staged.size == 0 => Err("the file is empty".to_string()),
+        Ok(staged) if staged.size == 0 => Err(UploadFailed::Empty),
         other => other,
     };
     let staged = match staged {
@@ -73,7 +97,7 @@ pub(super) async fn start(
             // The staged file went with `staging`; the run learns why it ends.
             job.cancel.cancel();
             let _ = feed.ended.send(Err(reason.clone()));
-            return Err(DetectError::BadInput(reason));
+            return Err(reason.into());
         }
     };
     let id = content_id(app, &staged).await?;
@@ -151,15 +175,13 @@ impl UploadJob {
             let outcome = run
                 .run(VideoSource::Stream(Box::new(Chunks(chunks_rx))))
                 .await;
-            let ended = ended_rx
-                .await
-                .unwrap_or_else(|_| Err("the upload was abandoned".into()));
+            let ended = ended_rx.await.unwrap_or(Err(UploadFailed::Abandoned));
             let (id, trail, outcome) = match ended {
                 Ok((id, trail)) => (id, trail, outcome),
                 Err(reason) => (
                     provisional.clone(),
                     None,
-                    Err(VideoStop::Failed(DetectError::BadInput(reason))),
+                    Err(VideoStop::Failed(reason.into())),
                 ),
             };
             let end = match outcome {
@@ -236,18 +258,18 @@ async fn receive(
     mut body: Box<dyn ByteStream>,
     mut staging: Box<dyn StagingFile>,
     decoder: mpsc::Sender<Bytes>,
-) -> Result<StagedUpload, String> {
+) -> Result<StagedUpload, UploadFailed> {
     let mut decoder = Some(decoder);
     while let Some(chunk) = body.next_chunk().await {
-        let chunk = chunk.map_err(|e| format!("the upload broke off: {e}"))?;
-        staging.write(&chunk).await.map_err(|e| e.to_string())?;
+        let chunk = chunk?;
+        staging.write(&chunk).await?;
         if let Some(sender) = &decoder
             && sender.send(chunk).await.is_err()
         {
             decoder = None;
         }
     }
-    staging.finish().await.map_err(|e| e.to_string())
+    Ok(staging.finish().await?)
 }
 
 /// The content id of spec A8, from the staged file's samples.

@@ -6,6 +6,7 @@
 //! call is the caller's to judge. Every call carries the client's `Authorization`
 //! header byte for byte.
 
+use crate::client_setup::ClientSetupError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,20 +37,24 @@ pub struct AnnotationsClient {
 const EXCERPT_CHARS: usize = 200;
 
 impl AnnotationsClient {
-    pub fn new(config: AnnotationsClientConfig) -> Result<Self, String> {
-        let base = Url::parse(&config.url)
-            .map_err(|e| format!("ANNOTATIONS_URL {:?} is not a URL: {e}", config.url))?;
+    pub fn new(config: AnnotationsClientConfig) -> Result<Self, ClientSetupError> {
+        const SETTING: &str = "ANNOTATIONS_URL";
+        let base = Url::parse(&config.url).map_err(|e| ClientSetupError::NotAUrl {
+            setting: SETTING,
+            value: config.url.clone(),
+            reason: e.to_string(),
+        })?;
         if base.cannot_be_a_base() {
-            return Err(format!(
-                "ANNOTATIONS_URL {:?} cannot be a base URL",
-                config.url
-            ));
+            return Err(ClientSetupError::NotABase {
+                setting: SETTING,
+                value: config.url,
+            });
         }
         let client = reqwest::Client::builder()
             .connect_timeout(config.timeout)
             .timeout(config.timeout)
             .build()
-            .map_err(|e| format!("cannot build the Annotations client: {e}"))?;
+            .map_err(ClientSetupError::client("Annotations"))?;
         Ok(Self { base, client })
     }
 

@@ -7,6 +7,7 @@
 //! optional shared secret goes in a header of the integrator's choosing. The client's
 //! `Authorization` is not forwarded: a third-party endpoint must not see user tokens.
 
+use crate::client_setup::ClientSetupError;
 use std::time::Duration;
 
 use super::wire::AnnotationBody;
@@ -35,13 +36,16 @@ struct Envelope {
 }
 
 impl WebhookSink {
-    pub fn new(config: WebhookSinkConfig) -> Result<Self, String> {
-        reqwest::Url::parse(&config.url)
-            .map_err(|e| format!("webhook url {:?}: {e}", config.url))?;
+    pub fn new(config: WebhookSinkConfig) -> Result<Self, ClientSetupError> {
+        reqwest::Url::parse(&config.url).map_err(|e| ClientSetupError::NotAUrl {
+            setting: "annotations.url (webhook)",
+            value: config.url.clone(),
+            reason: e.to_string(),
+        })?;
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
-            .map_err(|e| format!("webhook client: {e}"))?;
+            .map_err(ClientSetupError::client("webhook"))?;
         Ok(Self { client, config })
     }
 }
@@ -185,7 +189,11 @@ mod tests {
             secret_header: None,
         })
         .err()
-        .unwrap();
-        assert!(error.contains("webhook url"), "{error}");
+        .unwrap()
+        .to_string();
+        assert!(
+            error.contains("(webhook)") && error.contains("not a URL"),
+            "{error}"
+        );
     }
 }

@@ -112,7 +112,7 @@ impl ImageCodec {
     /// libjpeg-turbo, the decoder of `cv2.imdecode`; then the EXIF orientation.
     fn decode_jpeg(&self, bytes: &[u8], header: jpeg::JpegHeader) -> Result<RgbFrame, DecodeError> {
         self.check_size(header.width, header.height)?;
-        let pixels = jpeg::decode_rgb(bytes, header).map_err(DecodeError::Corrupt)?;
+        let pixels = jpeg::decode_rgb(bytes, header)?;
         let upright = orientation::apply(
             pixels,
             header.width,

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use ports::DecodeError;
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
 
 /// What the header says, read before anything is allocated for the pixels.
@@ -20,24 +21,32 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
 }
 
+fn corrupt(error: turbojpeg::Error) -> DecodeError {
+    DecodeError::Corrupt(error.to_string())
+}
+
 fn with_decompressor<T>(
-    f: impl FnOnce(&mut Decompressor) -> Result<T, String>,
-) -> Result<T, String> {
+    f: impl FnOnce(&mut Decompressor) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
     DECOMPRESSOR.with_borrow_mut(|slot| {
-        if slot.is_none() {
-            *slot = Some(Decompressor::new().map_err(|e| format!("libjpeg-turbo: {e}"))?);
-        }
-        match slot.as_mut() {
-            Some(decompressor) => f(decompressor),
-            None => Err("libjpeg-turbo: no decompressor".into()),
-        }
+        let decompressor = match slot {
+            Some(decompressor) => decompressor,
+            None => slot.insert(
+                Decompressor::new()
+                    .map_err(|e| DecodeError::Corrupt(format!("libjpeg-turbo: {e}")))?,
+            ),
+        };
+        f(decompressor)
     })
 }
 
-pub fn read_header(bytes: &[u8]) -> Result<JpegHeader, String> {
+pub fn read_header(bytes: &[u8]) -> Result<JpegHeader, DecodeError> {
     with_decompressor(|d| {
-        let header = d.read_header(bytes).map_err(|e| e.to_string())?;
-        let side = |n: usize| u32::try_from(n).map_err(|_| format!("JPEG side {n} is too large"));
+        let header = d.read_header(bytes).map_err(corrupt)?;
+        let side = |n: usize| {
+            u32::try_from(n)
+                .map_err(|_| DecodeError::Corrupt(format!("JPEG side {n} is too large")))
+        };
         Ok(JpegHeader {
             width: side(header.width)?,
             height: side(header.height)?,
@@ -47,7 +56,7 @@ pub fn read_header(bytes: &[u8]) -> Result<JpegHeader, String> {
 }
 
 /// RGB8 pixels, row after row, of a JPEG whose header was read with [`read_header`].
-pub fn decode_rgb(bytes: &[u8], header: JpegHeader) -> Result<Vec<u8>, String> {
+pub fn decode_rgb(bytes: &[u8], header: JpegHeader) -> Result<Vec<u8>, DecodeError> {
     let (width, height) = (header.width as usize, header.height as usize);
     let mut pixels = vec![0u8; width * height * 3];
     with_decompressor(|d| {
@@ -61,7 +70,7 @@ pub fn decode_rgb(bytes: &[u8], header: JpegHeader) -> Result<Vec<u8>, String> {
                 format: PixelFormat::RGB,
             },
         )
-        .map_err(|e| e.to_string())
+        .map_err(corrupt)
     })?;
     Ok(pixels)
 }

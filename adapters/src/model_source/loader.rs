@@ -1,6 +1,7 @@
 //! The Loader service as the model source (spec A9): `POST /load/{name}` streams the
 //! file down, `POST /upload/{name}` sends a built engine back.
 
+use crate::client_setup::ClientSetupError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,12 +37,12 @@ enum Attempt {
 }
 
 impl LoaderModelSource {
-    pub fn new(config: LoaderConfig) -> Result<Self, String> {
+    pub fn new(config: LoaderConfig) -> Result<Self, ClientSetupError> {
         let client = reqwest::Client::builder()
             .connect_timeout(config.timeout)
             .read_timeout(config.timeout)
             .build()
-            .map_err(|e| format!("cannot build the Loader client: {e}"))?;
+            .map_err(ClientSetupError::client("Loader"))?;
         Ok(Self { config, client })
     }
 

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use super::literal::{Literal, parse_literal};
-use crate::geometry::Size;
+use super::literal::{Literal, LiteralError, parse_literal};
+use crate::geometry::{Size, SizeError};
 
 /// A metadata value that could not be read; the model may still load when
 /// the shape alone decides the layout.
@@ -11,7 +11,26 @@ use crate::geometry::Size;
 #[error("model metadata {key}: {problem}")]
 pub struct MetadataIssue {
     pub key: String,
-    pub problem: String,
+    pub problem: MetadataProblem,
+}
+
+/// What is wrong with one metadata value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataProblem {
+    #[error("{0}")]
+    Unparsable(#[from] LiteralError),
+    #[error("expected a dict of class index to name")]
+    NotANameTable,
+    #[error("expected integer keys and string names")]
+    BadNameEntry,
+    #[error("expected [height, width] of positive integers")]
+    NotASize,
+    #[error("{0}")]
+    EmptySize(#[from] SizeError),
+    #[error("expected True or False, got {0:?}")]
+    NotABool(String),
+    #[error("expected an integer, got {0:?}")]
+    NotAnInteger(String),
 }
 
 /// What the model's metadata says about itself. Unknown keys are ignored.
@@ -33,26 +52,26 @@ fn as_u32(v: &Literal) -> Option<u32> {
     }
 }
 
-fn parse_names(text: &str) -> Result<BTreeMap<u32, String>, String> {
-    let lit = parse_literal(text).map_err(|e| e.to_string())?;
+fn parse_names(text: &str) -> Result<BTreeMap<u32, String>, MetadataProblem> {
+    let lit = parse_literal(text)?;
     let pairs: Vec<(Literal, Literal)> = match lit {
         Literal::Dict(items) => items,
         // Some exporters write a plain list of names.
         Literal::List(items) => (0i64..).map(Literal::Int).zip(items).collect(),
-        _ => return Err("expected a dict of class index to name".to_owned()),
+        _ => return Err(MetadataProblem::NotANameTable),
     };
     let mut names = BTreeMap::new();
     for (k, v) in pairs {
         let (Some(id), Literal::Str(name)) = (as_u32(&k), v) else {
-            return Err("expected integer keys and string names".to_owned());
+            return Err(MetadataProblem::BadNameEntry);
         };
         names.insert(id, name);
     }
     Ok(names)
 }
 
-fn parse_imgsz(text: &str) -> Result<Size, String> {
-    let lit = parse_literal(text).map_err(|e| e.to_string())?;
+fn parse_imgsz(text: &str) -> Result<Size, MetadataProblem> {
+    let lit = parse_literal(text)?;
     // Ultralytics writes [height, width]; a single number means square.
     let (h, w) = match &lit {
         Literal::List(v) if v.len() == 2 => (as_u32(&v[0]), as_u32(&v[1])),
@@ -60,17 +79,17 @@ fn parse_imgsz(text: &str) -> Result<Size, String> {
         single => (as_u32(single), as_u32(single)),
     };
     match (w, h) {
-        (Some(w), Some(h)) => Size::new(w, h).map_err(|e| e.to_string()),
-        _ => Err("expected [height, width] of positive integers".to_owned()),
+        (Some(w), Some(h)) => Ok(Size::new(w, h)?),
+        _ => Err(MetadataProblem::NotASize),
     }
 }
 
-fn parse_bool(text: &str) -> Result<bool, String> {
+fn parse_bool(text: &str) -> Result<bool, MetadataProblem> {
     match parse_literal(text) {
         Ok(Literal::Bool(b)) => Ok(b),
         Ok(Literal::Int(0)) => Ok(false),
         Ok(Literal::Int(1)) => Ok(true),
-        _ => Err(format!("expected True or False, got {text:?}")),
+        _ => Err(MetadataProblem::NotABool(text.to_owned())),
     }
 }
 
@@ -94,7 +113,7 @@ impl ModelMetadata {
                         m.stride = Some(s);
                         Ok(())
                     }
-                    None => Err(format!("expected an integer, got {value:?}")),
+                    None => Err(MetadataProblem::NotAnInteger(value.to_owned())),
                 },
                 "end2end" => parse_bool(value).map(|b| m.end2end = Some(b)),
                 "task" => {

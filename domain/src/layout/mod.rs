@@ -7,7 +7,7 @@ mod metadata;
 
 pub use decode::decode_candidates;
 pub use literal::{Literal, LiteralError, parse_literal};
-pub use metadata::{MetadataIssue, ModelMetadata};
+pub use metadata::{MetadataIssue, MetadataProblem, ModelMetadata};
 
 /// How the raw output tensor is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

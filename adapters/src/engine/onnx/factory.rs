@@ -84,13 +84,14 @@ impl OnnxEngineFactory {
     ) -> Result<Session, EngineError> {
         let threads = self.config.threads_per_session();
         let spinning = self.config.intra_spinning;
-        let options = |e: ort::Error<_>| format!("session options: {e}");
-        let build = || -> Result<Session, String> {
-            let mut builder = Session::builder(environment).map_err(|e| e.to_string())?;
+        let model = EngineError::Model;
+        let options = |e: ort::Error<_>| model(format!("session options: {e}"));
+        let build = || -> Result<Session, EngineError> {
+            let mut builder = Session::builder(environment).map_err(|e| model(e.to_string()))?;
             if !providers.is_empty() {
                 builder = builder
                     .with_execution_providers(providers)
-                    .map_err(|e| format!("execution provider: {e}"))?;
+                    .map_err(|e| model(format!("execution provider: {e}")))?;
             }
             builder
                 .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -103,16 +104,14 @@ impl OnnxEngineFactory {
                 .with_intra_op_spinning(spinning)
                 .map_err(options)?
                 .commit_from_file(path)
-                .map_err(|e| e.to_string())
+                .map_err(|e| model(e.to_string()))
         };
-        catch_unwind(AssertUnwindSafe(build))
-            .unwrap_or_else(|panic| {
-                Err(format!(
-                    "ONNX Runtime panicked: {}",
-                    panic_message(panic.as_ref())
-                ))
-            })
-            .map_err(EngineError::Model)
+        catch_unwind(AssertUnwindSafe(build)).unwrap_or_else(|panic| {
+            Err(model(format!(
+                "ONNX Runtime panicked: {}",
+                panic_message(panic.as_ref())
+            )))
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use ports::EngineError;
 use crate::engine::files::same_file;
 
 /// The library loaded in this process (the crate keeps one), or why it failed.
-static LOADED: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
+static LOADED: Mutex<Option<Result<PathBuf, EngineError>>> = Mutex::new(None);
 
 pub(crate) fn load(library: &Path) -> Result<(), EngineError> {
     std::fs::File::open(library).map_err(|e| {
@@ -28,7 +28,7 @@ pub(crate) fn load(library: &Path) -> Result<(), EngineError> {
                 library.display()
             )));
         }
-        Some(Err(reason)) => return Err(EngineError::Runtime(reason.clone())),
+        Some(Err(error)) => return Err(error.clone()),
         None => {}
     }
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -36,10 +36,15 @@ pub(crate) fn load(library: &Path) -> Result<(), EngineError> {
     }))
     .unwrap_or_else(|_| Err("the loader panicked".into()))
     .map(|()| library.to_path_buf())
-    .map_err(|e| format!("OpenVINO library {} failed to load: {e}", library.display()));
+    .map_err(|e| {
+        EngineError::Runtime(format!(
+            "OpenVINO library {} failed to load: {e}",
+            library.display()
+        ))
+    });
     if result.is_ok() {
         tracing::info!(library = %library.display(), "OpenVINO loaded");
     }
     *loaded = Some(result.clone());
-    result.map(drop).map_err(EngineError::Runtime)
+    result.map(drop)
 }
