@@ -366,6 +366,9 @@ fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod upload_tests;
+
 /// A run id unlikely to repeat anywhere: the time, the process, a counter and the
 /// media (two replicas' claims of one media are serialised by the registry).
 fn new_run(media: &MediaId) -> domain::job::RunId {

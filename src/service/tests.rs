@@ -25,7 +25,7 @@ use crate::detect::FrameDetector;
 use crate::engine::tests::{two_classes, working_engine};
 use crate::engine::{EngineManager, EngineOptions};
 
-fn application(codec: MockFrameCodec, admission: Admission) -> (Application, World) {
+pub(super) fn application(codec: MockFrameCodec, admission: Admission) -> (Application, World) {
     application_on(codec, admission, working_engine(2))
 }
 
@@ -72,6 +72,14 @@ fn application_on(
     store
         .expect_read()
         .returning(|_, _| Ok(Bytes::from_static(b"\xFF\xD8\xFFjpeg")));
+    // Our disk is full: a staged upload takes no byte.
+    store
+        .expect_stage()
+        .returning(|_| Ok(Box::new(super::upload_tests::FullDisk)));
+    let mut video = ports::video::MockVideoDecoder::new();
+    video
+        .expect_open()
+        .returning(|_, _| Err(ports::VideoError::Unreadable("not here".into())));
     let world = World::default();
     let app = Application::new(
         Collaborators {
@@ -81,7 +89,7 @@ fn application_on(
             sink: Arc::new(world.clone()),
             catalog: Arc::new(world.clone()),
             store: Arc::new(store),
-            video: Arc::new(ports::video::MockVideoDecoder::new()),
+            video: Arc::new(video),
             memory: ports::MemoryBudget::new(1 << 30, 32 << 20),
             jobs: Arc::new(adapters::jobs::InMemoryJobRegistry::default()),
             cluster: None,
@@ -96,7 +104,7 @@ fn application_on(
 
 /// Records what the application tells the outside world, in order.
 #[derive(Clone, Default)]
-struct World {
+pub(super) struct World {
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -205,7 +213,7 @@ fn request(content: &'static [u8]) -> DetectRequest {
     }
 }
 
-const ONE_BY_ONE: Admission = Admission {
+pub(super) const ONE_BY_ONE: Admission = Admission {
     max_running: 1,
     max_videos: 1,
     queue_capacity: 1,
