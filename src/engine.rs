@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use domain::availability::{Availability, Reason};
 use domain::classes::ClassTable;
 use ports::{
-    BatchSize, EngineFactory, EngineKind, GpuProbe, Health, InferenceEngine, InputTensor,
-    ModelSource,
+    BatchSize, EngineError, EngineFactory, EngineKind, GpuProbe, Health, InferenceEngine,
+    InputTensor, ModelSource,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -70,6 +70,23 @@ pub struct EngineManager {
     gpu: Option<GpuSetup>,
     /// Serves when `factory` cannot start (configured only, reported as `Warning`).
     fallback: Option<Arc<dyn EngineFactory>>,
+    /// `kind = "auto"`: the engines timed against `factory`'s on this machine; the
+    /// fastest serves (see [`fastest`]).
+    contenders: Vec<Contender>,
+}
+
+/// An engine `auto` may choose, by what it is.
+pub struct Contender {
+    pub kind: EngineKind,
+    pub factory: Arc<dyn EngineFactory>,
+}
+
+/// How a start goes besides building `factory`'s engine.
+enum Start {
+    Plain,
+    Fallback(Arc<dyn EngineFactory>),
+    Gpu(GpuSetup),
+    Fastest(Vec<Contender>),
 }
 
 #[derive(Debug, Default)]
@@ -85,7 +102,20 @@ impl EngineManager {
         classes: Arc<ClassTable>,
         options: EngineOptions,
     ) -> Arc<Self> {
-        Self::build(source, factory, classes, options, None, None)
+        Self::build(source, factory, classes, options, Start::Plain)
+    }
+
+    /// A manager that builds every contender, times each on the model's own input, and
+    /// serves the fastest (`kind = "auto"`). Offer only engines that pass the accuracy
+    /// gate against each other: speed alone decides.
+    pub fn fastest_of(
+        source: Arc<dyn ModelSource>,
+        contenders: Vec<Contender>,
+        classes: Arc<ClassTable>,
+        options: EngineOptions,
+    ) -> Arc<Self> {
+        let first = Arc::clone(&contenders.first().expect("at least one contender").factory);
+        Self::build(source, first, classes, options, Start::Fastest(contenders))
     }
 
     /// [`Self::new`] that serves from `fallback` when `factory` cannot start (a missing
@@ -98,7 +128,7 @@ impl EngineManager {
         options: EngineOptions,
         fallback: Arc<dyn EngineFactory>,
     ) -> Arc<Self> {
-        Self::build(source, factory, classes, options, None, Some(fallback))
+        Self::build(source, factory, classes, options, Start::Fallback(fallback))
     }
 
     /// A manager that starts the GPU engine (spec A4): a pre-built TensorRT engine when
@@ -110,7 +140,7 @@ impl EngineManager {
         options: EngineOptions,
         gpu: GpuSetup,
     ) -> Arc<Self> {
-        Self::build(source, factory, classes, options, Some(gpu), None)
+        Self::build(source, factory, classes, options, Start::Gpu(gpu))
     }
 
     fn build(
@@ -118,9 +148,15 @@ impl EngineManager {
         factory: Arc<dyn EngineFactory>,
         classes: Arc<ClassTable>,
         options: EngineOptions,
-        gpu: Option<GpuSetup>,
-        fallback: Option<Arc<dyn EngineFactory>>,
+        start: Start,
     ) -> Arc<Self> {
+        let (mut gpu, mut fallback, mut contenders) = (None, None, Vec::new());
+        match start {
+            Start::Plain => {}
+            Start::Fallback(factory) => fallback = Some(factory),
+            Start::Gpu(setup) => gpu = Some(setup),
+            Start::Fastest(all) => contenders = all,
+        }
         let (status, _) = watch::channel(Health {
             availability: Availability::None,
             engine_type: None,
@@ -137,6 +173,7 @@ impl EngineManager {
             attempt: Mutex::new(Attempt::default()),
             gpu,
             fallback,
+            contenders,
         })
     }
 
@@ -210,18 +247,22 @@ impl EngineManager {
             let outcome = this.start().await;
             let mut attempt = this.attempt.lock().unwrap_or_else(|p| p.into_inner());
             attempt.running = false;
-            if let Err(reason) = outcome {
+            if let Err(failure) = outcome {
                 attempt.last_failure = Some(Instant::now());
                 drop(attempt);
+                let reason = failure.to_string();
                 tracing::error!(%reason, "engine start failed");
                 this.move_to(Availability::Error(Reason::new(reason)));
             }
         });
     }
 
-    async fn start(self: &Arc<Self>) -> Result<(), String> {
+    async fn start(self: &Arc<Self>) -> Result<(), StartFailure> {
         if self.gpu.is_some() {
             return self.start_gpu().await;
+        }
+        if !self.contenders.is_empty() {
+            return self.start_fastest().await;
         }
         let name = &self.options.model_name;
         tracing::info!(model = %name, source = %self.source.describe(), "downloading model");
@@ -229,17 +270,25 @@ impl EngineManager {
             .source
             .load(name)
             .await
-            .map_err(|e| format!("cannot load {name}: {e}"))?;
+            .map_err(|source| StartFailure::Model {
+                model: name.clone(),
+                source,
+            })?;
         self.move_to(Availability::Converting);
         let built = self.build_engine(&self.factory, &artifact).await;
         let (engine, next) = match (built, &self.fallback) {
             (Ok(engine), _) => (engine, Availability::Enabled),
-            (Err(reason), None) => return Err(reason),
+            (Err(reason), None) => return Err(reason.into()),
             (Err(reason), Some(fallback)) => {
-                let engine = self
-                    .build_engine(fallback, &artifact)
-                    .await
-                    .map_err(|e| format!("{reason}; the fallback failed too: {e}"))?;
+                let engine = match self.build_engine(fallback, &artifact).await {
+                    Ok(engine) => engine,
+                    Err(fallback) => {
+                        return Err(StartFailure::FallbackFailed {
+                            first: reason,
+                            fallback,
+                        });
+                    }
+                };
                 let note = format!(
                     "{reason}; serving on {} (engine fallback)",
                     engine.engine_type()
@@ -253,26 +302,47 @@ impl EngineManager {
         Ok(())
     }
 
+    /// The model from the source, as the start's first step.
+    async fn load_model(&self) -> Result<ports::ModelArtifact, StartFailure> {
+        let name = &self.options.model_name;
+        tracing::info!(model = %name, source = %self.source.describe(), "downloading model");
+        self.source
+            .load(name)
+            .await
+            .map_err(|source| StartFailure::Model {
+                model: name.clone(),
+                source,
+            })
+    }
+
     /// `factory`'s engine for `artifact`, its classes checked and warmed up, off the
     /// async runtime.
     async fn build_engine(
         &self,
         factory: &Arc<dyn EngineFactory>,
         artifact: &ports::ModelArtifact,
-    ) -> Result<Arc<dyn InferenceEngine>, String> {
-        let factory = Arc::clone(factory);
-        let classes = Arc::clone(&self.classes);
+    ) -> Result<Arc<dyn InferenceEngine>, BuildFailure> {
         let artifact = artifact.clone();
+        self.prepare_with(Arc::clone(factory), move |f| f.build(&artifact))
+            .await
+    }
+
+    /// Builds an engine on a blocking thread, checks its classes and warms it up.
+    async fn prepare_with(
+        &self,
+        factory: Arc<dyn EngineFactory>,
+        make: impl FnOnce(&dyn EngineFactory) -> Result<Arc<dyn InferenceEngine>, EngineError>
+        + Send
+        + 'static,
+    ) -> Result<Arc<dyn InferenceEngine>, BuildFailure> {
+        let classes = Arc::clone(&self.classes);
         tokio::task::spawn_blocking(move || {
-            let engine = factory.build(&artifact).map_err(|e| e.to_string())?;
-            classes
-                .check_model_classes(engine.spec().class_count)
-                .map_err(|e| e.to_string())?;
+            let engine = make(factory.as_ref())?;
+            classes.check_model_classes(engine.spec().class_count)?;
             warm_up(engine.as_ref())?;
-            Ok::<_, String>(engine)
+            Ok(engine)
         })
-        .await
-        .map_err(|e| format!("engine build aborted: {e}"))?
+        .await?
     }
 
     /// Installs `engine` and moves to `next` in one status change, so nobody sees the
@@ -327,23 +397,35 @@ impl EngineManager {
     }
 }
 
-/// One inference on a blank batch so the first request does not pay for lazy set-up.
-fn warm_up(engine: &dyn InferenceEngine) -> Result<(), String> {
+/// A blank input of the engine's shape: one view where the batch is dynamic.
+fn blank_input(engine: &dyn InferenceEngine) -> InputTensor {
     let spec = engine.spec();
     let mut input = InputTensor::new(spec.element, spec.input_size, spec.batch.max());
     if let BatchSize::Dynamic { .. } = spec.batch {
         input.set_batch(1);
     }
-    engine
-        .infer(&input)
-        .map(drop)
-        .map_err(|e| format!("warm-up failed: {e}"))
+    input
 }
 
+/// One inference on a blank batch so the first request does not pay for lazy set-up.
+fn warm_up(engine: &dyn InferenceEngine) -> Result<(), BuildFailure> {
+    engine
+        .infer(&blank_input(engine))
+        .map(drop)
+        .map_err(BuildFailure::WarmUp)
+}
+
+mod failure;
+mod fastest;
 mod gpu;
+
+use failure::{BuildFailure, StartFailure};
 
 #[cfg(test)]
 pub(crate) mod tests;
 
 #[cfg(test)]
 mod gpu_tests;
+
+#[cfg(test)]
+mod fastest_tests;

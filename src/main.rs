@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     })) = &cli.command
     {
         match &mut config.engine {
+            EngineConfig::Auto(auto) => auto.threads = *threads,
             EngineConfig::Onnx(onnx) => onnx.intra_threads = *threads,
             EngineConfig::Openvino(openvino) => openvino.threads = *threads,
             EngineConfig::Tensorrt(_) | EngineConfig::Cuda(_) => {}
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         }
         Command::BenchFrames(args) => {
             let threads = match &config.engine {
+                EngineConfig::Auto(auto) => auto.threads,
                 EngineConfig::Onnx(onnx) => onnx.intra_threads,
                 EngineConfig::Openvino(openvino) => openvino.threads,
                 EngineConfig::Tensorrt(_) | EngineConfig::Cuda(_) => 0,

@@ -237,3 +237,64 @@ fn a_missing_openvino_library_falls_back_to_onnx_runtime_as_a_warning_when_allow
         "{health}"
     );
 }
+
+/// `kind = "auto"` (the embedded default) times ONNX Runtime and OpenVINO f32 on the
+/// model and serves the faster: it logs both times and which it chose, and its answers
+/// are ONNX Runtime's, tiles merged, whichever wins.
+#[test]
+fn auto_serves_the_faster_exact_engine_with_onnx_runtime_s_answers() {
+    let dir = scratch("openvino-auto");
+    let inputs: Vec<PathBuf> = ["bus.jpg", "zidane.jpg", "seams_2400x1600.jpg"]
+        .iter()
+        .map(|p| assets().join("photos").join(p))
+        .collect();
+    let Run::Detected(reference) = detect(&dir, &inputs, None, 0.005, true) else {
+        panic!("ONNX Runtime refused to run");
+    };
+    let config = config_file(&dir, &assets().join("models"), "azaion.onnx", "");
+    let out = run(binary()
+        .env("DETECTIONS_ENGINE__KIND", "auto")
+        .env("DETECTIONS_ENGINE__LIBRARY", ort_library())
+        .env("DETECTIONS_ENGINE__OPENVINO_LIBRARY", openvino_library())
+        .env("DETECTIONS_ENGINE__CACHE_DIR", dir.join("openvino-cache"))
+        .env("LOG_FORMAT", "text")
+        .arg("--config")
+        .arg(&config)
+        .arg("detect")
+        .args([
+            "--settings",
+            &format!("{{\"probability_threshold\": {}}}", THRESHOLD - 0.005),
+        ])
+        .args(&inputs));
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let chosen = log
+        .lines()
+        .find(|l| l.contains("engine chosen"))
+        .unwrap_or_else(|| panic!("no choice in the log:\n{log}"));
+    assert!(
+        chosen.contains("onnx ") && chosen.contains("openvino (f32) ") && chosen.contains(" ms"),
+        "{chosen}"
+    );
+    println!("{chosen}");
+    let ours: Vec<(String, Vec<Value>)> = json_lines(&out)
+        .into_iter()
+        .map(|l| {
+            let file = l["file"].as_str().unwrap().to_string();
+            (file, l["detections"].as_array().unwrap().clone())
+        })
+        .collect();
+    assert_eq!(ours.len(), inputs.len());
+    let Matched { found, .. } = both_ways(
+        &ours,
+        &reference,
+        THRESHOLD,
+        Agreement {
+            confidence: 0.005,
+            iou: 0.9,
+        },
+        ("onnx runtime", "auto"),
+        |file| format!("auto {file}"),
+    );
+    assert!(found >= 5, "ONNX Runtime found only {found} detections");
+}

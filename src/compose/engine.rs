@@ -8,9 +8,9 @@ use adapters::engine::onnx::{GpuEngineFactory, OnnxEngineFactory};
 use adapters::engine::openvino::OpenvinoEngineFactory;
 use adapters::gpu::CudaDriverProbe;
 use adapters::model_source::local::LocalModelSource;
-use detections::engine::{EngineManager, EngineOptions, GpuSetup};
+use detections::engine::{Contender, EngineManager, EngineOptions, GpuSetup};
 use domain::classes::ClassTable;
-use ports::{EngineFactory, ModelSource};
+use ports::{EngineFactory, EngineKind, ModelSource};
 
 use crate::config::{Config, EngineConfig};
 
@@ -25,6 +25,19 @@ pub fn build(
         retry_interval: Duration::from_secs(config.model.retry_interval_secs),
     };
     let engine = &config.engine;
+    if let EngineConfig::Auto(auto) = engine {
+        let contenders = vec![
+            Contender {
+                kind: EngineKind::Onnx,
+                factory: Arc::new(OnnxEngineFactory::new(auto.onnx())),
+            },
+            Contender {
+                kind: EngineKind::Openvino,
+                factory: Arc::new(OpenvinoEngineFactory::new(auto.openvino())),
+            },
+        ];
+        return EngineManager::fastest_of(source, contenders, classes, options);
+    }
     if let EngineConfig::Openvino(openvino) = engine {
         let factory = Arc::new(OpenvinoEngineFactory::new(openvino.into()));
         return match openvino.onnx_fallback() {
@@ -50,9 +63,10 @@ pub fn build(
             // Engines built here before: the cache volume, asked before the Loader.
             Some(Arc::new(LocalModelSource::new(&tensorrt.cache_dir)) as Arc<dyn ModelSource>),
         ),
-        EngineConfig::Onnx(_) | EngineConfig::Cuda(_) | EngineConfig::Openvino(_) => {
-            (false, false, false, None)
-        }
+        EngineConfig::Auto(_)
+        | EngineConfig::Onnx(_)
+        | EngineConfig::Cuda(_)
+        | EngineConfig::Openvino(_) => (false, false, false, None),
     };
     let setup = GpuSetup {
         probe: Arc::new(CudaDriverProbe::new(&gpu.cuda_driver, gpu.device_id)),

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EngineConfig {
+    /// The fastest exact CPU engine on this machine: ONNX Runtime and OpenVINO (f32)
+    /// are both built and timed on the model at start; the faster serves.
+    Auto(AutoEngineSettings),
     /// ONNX Runtime on the CPU.
     Onnx(OnnxEngineSettings),
     /// TensorRT through ONNX Runtime's TensorRT execution provider (spec A4, GPU): a
@@ -31,7 +34,7 @@ pub enum EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self::Onnx(OnnxEngineSettings::default())
+        Self::Auto(AutoEngineSettings::default())
     }
 }
 
@@ -39,6 +42,7 @@ impl EngineConfig {
     /// The keys every engine reads.
     pub fn model_run(&self) -> &ModelRunSettings {
         match self {
+            Self::Auto(auto) => &auto.model_run,
             Self::Onnx(onnx) => &onnx.model_run,
             Self::Tensorrt(tensorrt) => &tensorrt.model_run,
             Self::Cuda(cuda) => &cuda.model_run,
@@ -112,6 +116,67 @@ impl Default for OnnxEngineSettings {
             inference_nice: 5,
             model_run: ModelRunSettings::default(),
         }
+    }
+}
+
+/// `kind = "auto"`: the libraries of both CPU engines; each runs with its own
+/// defaults (threads: the machine's cores; OpenVINO's precision `auto`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoEngineSettings {
+    /// The ONNX Runtime shared library (the reference engine).
+    pub library: PathBuf,
+    /// `libopenvino_c.so.<version>`; without it ONNX Runtime serves, as `Warning`.
+    pub openvino_library: PathBuf,
+    /// OpenVINO's precision. `f32` (the default) gives ONNX Runtime's answers, so speed
+    /// alone decides; `auto` lets bf16 compete where the CPU has it, for whoever accepts
+    /// its small differences (it can tip a borderline tile merge: docs/engines.md).
+    pub precision: PrecisionChoice,
+    /// OpenVINO's compiled-model cache. Empty: off.
+    pub cache_dir: PathBuf,
+    /// Inference threads of either engine; 0 = the machine's cores.
+    pub threads: usize,
+    #[serde(flatten)]
+    pub model_run: ModelRunSettings,
+}
+
+impl Default for AutoEngineSettings {
+    fn default() -> Self {
+        let openvino = OpenvinoEngineSettings::default();
+        Self {
+            library: OnnxEngineSettings::default().library,
+            openvino_library: openvino.library,
+            precision: PrecisionChoice::F32,
+            cache_dir: openvino.cache_dir,
+            threads: 0,
+            model_run: ModelRunSettings::default(),
+        }
+    }
+}
+
+impl AutoEngineSettings {
+    /// The ONNX Runtime contender's settings.
+    pub fn onnx(&self) -> OnnxEngineConfig {
+        (&OnnxEngineSettings {
+            library: self.library.clone(),
+            intra_threads: self.threads,
+            model_run: self.model_run.clone(),
+            ..OnnxEngineSettings::default()
+        })
+            .into()
+    }
+
+    /// The OpenVINO contender's settings.
+    pub fn openvino(&self) -> OpenvinoEngineConfig {
+        (&OpenvinoEngineSettings {
+            library: self.openvino_library.clone(),
+            precision: self.precision,
+            cache_dir: self.cache_dir.clone(),
+            threads: self.threads,
+            model_run: self.model_run.clone(),
+            ..OpenvinoEngineSettings::default()
+        })
+            .into()
     }
 }
 
@@ -294,7 +359,7 @@ impl EngineConfig {
     /// The GPU device keys (`None` for the CPU engine).
     pub fn gpu(&self) -> Option<&GpuDeviceSettings> {
         match self {
-            Self::Onnx(_) | Self::Openvino(_) => None,
+            Self::Auto(_) | Self::Onnx(_) | Self::Openvino(_) => None,
             Self::Tensorrt(tensorrt) => Some(&tensorrt.gpu),
             Self::Cuda(cuda) => Some(&cuda.gpu),
         }
@@ -306,6 +371,7 @@ impl EngineConfig {
     pub fn onnx_runtime(&self) -> OnnxEngineConfig {
         match (self, self.gpu()) {
             (Self::Onnx(onnx), _) => onnx.into(),
+            (Self::Auto(auto), _) => auto.onnx(),
             (_, Some(gpu)) => OnnxEngineConfig {
                 library: gpu.library.clone(),
                 layout: self.model_run().layout.fixed(),
@@ -322,7 +388,9 @@ impl EngineConfig {
         let gpu = self.gpu()?;
         let (workspace_bytes, cache_dir) = match self {
             Self::Tensorrt(tensorrt) => (tensorrt.workspace_bytes, tensorrt.cache_dir.clone()),
-            Self::Onnx(_) | Self::Cuda(_) | Self::Openvino(_) => (0, PathBuf::new()),
+            Self::Auto(_) | Self::Onnx(_) | Self::Cuda(_) | Self::Openvino(_) => {
+                (0, PathBuf::new())
+            }
         };
         Some(GpuEngineConfig {
             onnx: self.onnx_runtime(),

@@ -13,23 +13,24 @@ use std::sync::Arc;
 use domain::availability::{Availability, Reason};
 use ports::gpu::calibration_cache_name;
 use ports::{
-    Conversion, EngineError, EngineFactory, GpuInfo, InferenceEngine, ModelArtifact,
-    ModelSourceError, Precision,
+    Conversion, EngineError, EngineFactory, GpuInfo, GpuUnavailable, InferenceEngine,
+    ModelArtifact, ModelSourceError, Precision,
 };
 
-use super::{EngineManager, GpuSetup, warm_up};
+use super::failure::{BuildFailure, GpuUnusable, StartFailure};
+use super::{EngineManager, GpuSetup};
 
 impl EngineManager {
     fn gpu_setup(&self) -> &GpuSetup {
         self.gpu.as_ref().expect("called on the GPU path only")
     }
 
-    pub(super) async fn start_gpu(self: &Arc<Self>) -> Result<(), String> {
+    pub(super) async fn start_gpu(self: &Arc<Self>) -> Result<(), StartFailure> {
         let gpu = self.gpu_setup();
         let probe = Arc::clone(&gpu.probe);
-        let info = match blocking(move || probe.probe().map_err(|e| e.to_string())).await {
+        let info = match blocking(move || probe.probe()).await? {
             Ok(info) => info,
-            Err(reason) => return self.serve_on_cpu(reason).await,
+            Err(unavailable) => return self.serve_on_cpu(unavailable).await,
         };
         tracing::info!(
             gpu = %info.name,
@@ -47,7 +48,10 @@ impl EngineManager {
             .source
             .load(&name)
             .await
-            .map_err(|e| format!("cannot load {name}: {e}"))?;
+            .map_err(|source| StartFailure::Model {
+                model: name.clone(),
+                source,
+            })?;
         self.move_to(Availability::Converting);
         let (fallback, note) = self.fallback_session(&model).await?;
         let fallback_type = self.install(fallback);
@@ -69,29 +73,28 @@ impl EngineManager {
         let factory = Arc::clone(&self.factory);
         let source_model = model.clone();
         let plan = conversion.clone();
-        let built = match blocking(move || {
-            factory
-                .convert(&source_model, &plan)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        {
+        let converted = blocking(move || factory.convert(&source_model, &plan))
+            .await
+            .and_then(|built| built.map_err(BuildFailure::from));
+        let built = match converted {
             Ok(built) => built,
             Err(reason) => {
-                return self.keep_serving(format!(
+                self.keep_serving(format!(
                     "building the TensorRT engine {} failed: {reason}; serving from the {fallback_type} session",
                     conversion.engine_name
                 ));
+                return Ok(());
             }
         };
         let to_load = built.clone();
         let engine = match self.prepare(move |f| f.load_engine(&to_load)).await {
             Ok(engine) => engine,
             Err(reason) => {
-                return self.keep_serving(format!(
+                self.keep_serving(format!(
                     "the built TensorRT engine {} cannot be used: {reason}; serving from the {fallback_type} session",
                     conversion.engine_name
                 ));
+                return Ok(());
             }
         };
         // The switch: calls in flight finish on the fallback, new ones get TensorRT.
@@ -198,61 +201,65 @@ impl EngineManager {
     async fn fallback_session(
         &self,
         model: &ModelArtifact,
-    ) -> Result<(Arc<dyn InferenceEngine>, Option<String>), String> {
+    ) -> Result<(Arc<dyn InferenceEngine>, Option<String>), StartFailure> {
         let artifact = model.clone();
         let gpu_error = match self.prepare(move |f| f.build(&artifact)).await {
             Ok(engine) => return Ok((engine, None)),
             Err(reason) => reason,
         };
         let Some(cpu) = self.gpu_setup().cpu_fallback.clone() else {
-            return Err(format!(
-                "{gpu_error}; or set engine.allow_cpu_fallback = true to serve on the CPU meanwhile"
-            ));
+            return Err(StartFailure::NoGpuSession(gpu_error));
         };
         let artifact = model.clone();
-        let engine = self
-            .prepare_with(cpu, move |f| f.build(&artifact))
-            .await
-            .map_err(|e| format!("{gpu_error}; the CPU fallback failed too: {e}"))?;
-        Ok((
-            engine,
-            Some(format!(
-                "{gpu_error}; serving on the CPU (engine.allow_cpu_fallback)"
-            )),
-        ))
+        let note = format!("{gpu_error}; serving on the CPU (engine.allow_cpu_fallback)");
+        match self.prepare_with(cpu, move |f| f.build(&artifact)).await {
+            Ok(engine) => Ok((engine, Some(note))),
+            Err(cpu) => Err(StartFailure::CpuFallbackFailed {
+                gpu: GpuUnusable::Session(gpu_error),
+                cpu,
+            }),
+        }
     }
 
     /// No usable GPU: `Error`, or the CPU engine with `Warning` when that is allowed.
-    async fn serve_on_cpu(self: &Arc<Self>, reason: String) -> Result<(), String> {
+    async fn serve_on_cpu(
+        self: &Arc<Self>,
+        unavailable: GpuUnavailable,
+    ) -> Result<(), StartFailure> {
         let Some(cpu) = self.gpu_setup().cpu_fallback.clone() else {
-            return Err(format!(
-                "{reason}; the GPU engine needs an NVIDIA GPU and its driver (in a container: \
-                 --gpus all with the NVIDIA container runtime), or set \
-                 engine.allow_cpu_fallback = true to serve on the CPU"
-            ));
+            return Err(StartFailure::NoGpu(unavailable));
         };
         let name = self.options.model_name.clone();
-        let model = self
-            .source
-            .load(&name)
-            .await
-            .map_err(|e| format!("{reason}; and cannot load {name}: {e}"))?;
+        let model = match self.source.load(&name).await {
+            Ok(model) => model,
+            Err(source) => {
+                return Err(StartFailure::NoGpuNoModel {
+                    gpu: unavailable,
+                    model: name,
+                    source,
+                });
+            }
+        };
         self.move_to(Availability::Converting);
-        let engine = self
-            .prepare_with(cpu, move |f| f.build(&model))
-            .await
-            .map_err(|e| format!("{reason}; the CPU fallback failed too: {e}"))?;
-        let note = format!("{reason}; serving on the CPU (engine.allow_cpu_fallback)");
+        let note = format!("{unavailable}; serving on the CPU (engine.allow_cpu_fallback)");
+        let engine = match self.prepare_with(cpu, move |f| f.build(&model)).await {
+            Ok(engine) => engine,
+            Err(cpu) => {
+                return Err(StartFailure::CpuFallbackFailed {
+                    gpu: GpuUnusable::Probe(unavailable),
+                    cpu,
+                });
+            }
+        };
         tracing::warn!(%note);
         self.install_as(engine, Availability::Warning(Reason::new(note)));
         Ok(())
     }
 
     /// A failure after the fallback serves: `Warning`, and the start is done.
-    fn keep_serving(&self, reason: String) -> Result<(), String> {
+    fn keep_serving(&self, reason: String) {
         tracing::warn!(%reason);
         self.move_to(Availability::Warning(Reason::new(reason)));
-        Ok(())
     }
 
     async fn prepare(
@@ -260,35 +267,14 @@ impl EngineManager {
         make: impl FnOnce(&dyn EngineFactory) -> Result<Arc<dyn InferenceEngine>, EngineError>
         + Send
         + 'static,
-    ) -> Result<Arc<dyn InferenceEngine>, String> {
+    ) -> Result<Arc<dyn InferenceEngine>, BuildFailure> {
         self.prepare_with(Arc::clone(&self.factory), make).await
-    }
-
-    /// Builds an engine on a blocking thread, checks its classes and warms it up.
-    async fn prepare_with(
-        &self,
-        factory: Arc<dyn EngineFactory>,
-        make: impl FnOnce(&dyn EngineFactory) -> Result<Arc<dyn InferenceEngine>, EngineError>
-        + Send
-        + 'static,
-    ) -> Result<Arc<dyn InferenceEngine>, String> {
-        let classes = Arc::clone(&self.classes);
-        blocking(move || {
-            let engine = make(factory.as_ref()).map_err(|e| e.to_string())?;
-            classes
-                .check_model_classes(engine.spec().class_count)
-                .map_err(|e| e.to_string())?;
-            warm_up(engine.as_ref())?;
-            Ok(engine)
-        })
-        .await
     }
 }
 
+/// Runs `work` on a blocking thread.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| format!("engine work aborted: {e}"))?
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BuildFailure> {
+    Ok(tokio::task::spawn_blocking(work).await?)
 }

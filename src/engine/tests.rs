@@ -55,7 +55,7 @@ pub(crate) fn working_engine(class_count: usize) -> Arc<dyn InferenceEngine> {
     Arc::new(engine)
 }
 
-fn options(retry: Duration) -> EngineOptions {
+pub(crate) fn options(retry: Duration) -> EngineOptions {
     EngineOptions {
         model_name: "azaion.onnx".into(),
         start_wait: Duration::from_secs(5),
@@ -63,7 +63,7 @@ fn options(retry: Duration) -> EngineOptions {
     }
 }
 
-fn found_source() -> MockModelSource {
+pub(crate) fn found_source() -> MockModelSource {
     let mut source = MockModelSource::new();
     source
         .expect_describe()
@@ -77,7 +77,7 @@ fn found_source() -> MockModelSource {
     source
 }
 
-fn factory_of(engine: Arc<dyn InferenceEngine>) -> MockEngineFactory {
+pub(crate) fn factory_of(engine: Arc<dyn InferenceEngine>) -> MockEngineFactory {
     let mut factory = MockEngineFactory::new();
     factory
         .expect_build()
@@ -99,7 +99,7 @@ fn make_manager(
 }
 
 /// Every availability the manager publishes, in order.
-fn record(manager: &Arc<EngineManager>) -> Arc<std::sync::Mutex<Vec<&'static str>>> {
+pub(crate) fn record(manager: &Arc<EngineManager>) -> Arc<std::sync::Mutex<Vec<&'static str>>> {
     let seen = Arc::new(std::sync::Mutex::new(vec![
         manager.status().availability.name(),
     ]));
@@ -269,7 +269,7 @@ async fn failed_build_and_failed_warm_up_leave_an_error() {
 }
 
 /// A factory whose runtime library cannot be loaded.
-fn missing_library() -> MockEngineFactory {
+pub(crate) fn missing_library() -> MockEngineFactory {
     let mut factory = MockEngineFactory::new();
     factory.expect_build().returning(|_| {
         Err(EngineError::Runtime(
@@ -369,7 +369,7 @@ async fn a_slow_start_is_visible_and_the_caller_gives_up_in_time() {
 }
 
 /// Polls `holds` until it does (or 10 s pass: the assertion after it then says why).
-async fn until(holds: impl Fn() -> bool) {
+pub(crate) async fn until(holds: impl Fn() -> bool) {
     for _ in 0..1000 {
         if holds() {
             return;
