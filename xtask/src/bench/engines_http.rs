@@ -52,6 +52,7 @@ pub fn run(
     scratch: &Path,
     threads: usize,
     requests: usize,
+    engine_only_ms: [f64; 2],
 ) -> Result<String> {
     let model = root.join("assets/models/azaion.onnx");
     let python = fetch::venv_python(root);
@@ -77,7 +78,7 @@ pub fn run(
         };
         measured.push(http::measure(command, port, &body, None, &options, None)?);
     }
-    Ok(section(threads, requests, &measured))
+    Ok(section(threads, requests, &measured, engine_only_ms))
 }
 
 fn rust_service(
@@ -158,7 +159,13 @@ fn ensure_python_openvino(root: &Path, python: &Path) -> Result<()> {
     Ok(())
 }
 
-fn section(threads: usize, requests: usize, measured: &[Service]) -> String {
+/// `engine_only_ms`: one call on the photo alone, ONNX Runtime f32 and OpenVINO bf16.
+fn section(
+    threads: usize,
+    requests: usize,
+    measured: &[Service],
+    engine_only_ms: [f64; 2],
+) -> String {
     let mut doc = String::new();
     let _ = writeln!(
         doc,
@@ -193,6 +200,28 @@ fn section(threads: usize, requests: usize, measured: &[Service]) -> String {
             cells.join(" | "),
             rates[1] / rates[3]
         );
+    }
+    let _ = writeln!(
+        doc,
+        "\nThe Rust service's images/s ÷ its engine alone (1000 ÷ the engine-only ms of \
+         {HTTP_PHOTO} in the table above: ONNX Runtime f32 {:.1} ms, OpenVINO bf16 {:.1} ms):\n\n\
+         | ÷ engine-only | {} |\n|---|{}",
+        engine_only_ms[0],
+        engine_only_ms[1],
+        CONCURRENCY.map(|c| format!("c={c}")).join(" | "),
+        "---:|".repeat(CONCURRENCY.len())
+    );
+    for (peer, engine_ms) in [(0, engine_only_ms[0]), (1, engine_only_ms[1])] {
+        let cells: Vec<String> = (0..CONCURRENCY.len())
+            .map(|i| {
+                let rate = measured[peer]
+                    .levels
+                    .get(i)
+                    .map_or(f64::NAN, |l| l.images_per_s);
+                format!("{:.2}", rate * engine_ms / 1000.0)
+            })
+            .collect();
+        let _ = writeln!(doc, "| {} | {} |", PEERS[peer].label, cells.join(" | "));
     }
     let _ = writeln!(
         doc,

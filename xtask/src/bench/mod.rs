@@ -18,6 +18,7 @@ mod cluster;
 mod details;
 mod engines;
 mod engines_http;
+mod engines_video;
 mod frames;
 mod http;
 mod machine;
@@ -150,6 +151,16 @@ pub struct Bench<'a> {
     pub binary: PathBuf,
     pub python: PathBuf,
     pub scratch: PathBuf,
+    /// The engine the service runs on.
+    pub engine: BenchEngine,
+}
+
+/// Which engine a [`Bench`]'s configurations name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchEngine {
+    OnnxF32,
+    /// OpenVINO at this precision, its compiled models cached in the scratch folder.
+    Openvino(&'static str),
 }
 
 impl Drop for Bench<'_> {
@@ -180,6 +191,22 @@ impl Bench<'_> {
         cmd
     }
 
+    fn engine_section(&self) -> String {
+        let threads = self.options.threads;
+        match self.engine {
+            BenchEngine::OnnxF32 => format!(
+                "[engine]\nkind = \"onnx\"\nlibrary = {:?}\nintra_threads = {threads}\n",
+                fetch::ort_library(self.root).display().to_string()
+            ),
+            BenchEngine::Openvino(precision) => format!(
+                "[engine]\nkind = \"openvino\"\nlibrary = {:?}\nprecision = {precision:?}\n\
+                 threads = {threads}\ncache_dir = {:?}\n",
+                fetch::openvino_library(self.root).display().to_string(),
+                self.scratch.join("openvino-cache").display().to_string()
+            ),
+        }
+    }
+
     /// A configuration of the release binary for `model`, serving on `port`.
     pub fn config(&self, tag: &str, model: &Path, port: u16) -> Result<PathBuf> {
         let name = model.file_name().unwrap_or_default().to_string_lossy();
@@ -189,14 +216,13 @@ impl Bench<'_> {
              [classes]\npath = {classes:?}\n\
              [model]\nname = {name:?}\n\
              [model_source]\nkind = \"local\"\ndir = {model_dir:?}\n\
-             [engine]\nkind = \"onnx\"\nlibrary = {library:?}\nintra_threads = {threads}\n\
+             {engine}\
              [annotations]\nkind = \"file\"\npath = {annotations:?}\n\
              [outbox]\nspool_dir = {spool:?}\n\
              [logging]\nlevel = \"warn\"\n",
             classes = self.root.join("classes.json").display().to_string(),
             model_dir = model_dir.display().to_string(),
-            library = fetch::ort_library(self.root).display().to_string(),
-            threads = self.options.threads,
+            engine = self.engine_section(),
             annotations = self.scratch.join("annotations.jsonl").display().to_string(),
             spool = self
                 .scratch
@@ -311,6 +337,7 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
         binary,
         python,
         scratch,
+        engine: BenchEngine::OnnxF32,
     };
     let stages = frames::run(&bench, &models)?;
     let services = models
