@@ -49,7 +49,8 @@ commands:
                           ONNX Runtime f32, OpenVINO f32 and OpenVINO bf16 side by side,
                           engine-only and full pipeline, and `POST /detect` on the Rust
                           and Python services on ONNX Runtime and OpenVINO bf16 (RSS
-                          too), into docs/engines.md
+                          too), into docs/engines.md and its section of
+                          docs/performance.md (which bench keeps)
 ";
 
 fn main() -> ExitCode {

@@ -239,8 +239,15 @@ pub fn bench_engines(root: &Path, options: &EngineOptions) -> Result<()> {
     doc.push_str(&video);
     println!("\n{doc}");
     let target = root.join("docs/engines.md");
-    std::fs::write(&target, doc).with_context(|| format!("cannot write {}", target.display()))?;
+    std::fs::write(&target, &doc).with_context(|| format!("cannot write {}", target.display()))?;
     println!("==> wrote {}", target.display());
+    let performance = root.join("docs/performance.md");
+    let current = std::fs::read_to_string(&performance).unwrap_or_default();
+    let spliced =
+        super::engines_section::splice(&current, &super::engines_section::from_engines_doc(&doc));
+    std::fs::write(&performance, spliced)
+        .with_context(|| format!("cannot write {}", performance.display()))?;
+    println!("==> and its section of {}", performance.display());
     Ok(())
 }
 

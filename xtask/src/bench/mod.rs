@@ -18,6 +18,7 @@ mod cluster;
 mod details;
 mod engines;
 mod engines_http;
+mod engines_section;
 mod engines_video;
 mod frames;
 mod http;
@@ -354,6 +355,12 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
     let doc = report::document(&bench, &measured, started.elapsed());
     println!("\n{}", report::summary(&measured));
     let target = root.join("docs/performance.md");
+    // The CPU engines' section is bench-engines' run: kept as it was.
+    let previous = std::fs::read_to_string(&target).unwrap_or_default();
+    let doc = match engines_section::find(&previous) {
+        Some(section) => engines_section::splice(&doc, section),
+        None => doc,
+    };
     std::fs::write(&target, doc).with_context(|| format!("cannot write {}", target.display()))?;
     println!(
         "==> wrote {} ({:.1} min)",
