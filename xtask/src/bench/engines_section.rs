@@ -28,7 +28,7 @@ pub fn from_engines_doc(engines: &str) -> String {
 pub fn find(doc: &str) -> Option<&str> {
     let start = doc.find(BEGIN)?;
     let end = doc[start..].find(END)? + start + END.len();
-    Some(doc[start..end].trim_end())
+    Some(&doc[start..end])
 }
 
 /// `doc` with its marked section replaced by `section` (or `section` appended).
